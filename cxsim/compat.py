@@ -1,0 +1,22 @@
+"""The few places where Mesa 3.3 and Mesa 3.4+ differ, kept in one module."""
+
+from __future__ import annotations
+
+import inspect
+from random import Random
+
+import networkx as nx
+from mesa.discrete_space import Network
+
+_NETWORK_HAS_LAYOUT = "layout" in inspect.signature(Network.__init__).parameters
+
+
+def network_space(graph: nx.Graph, random: Random) -> Network:
+    """Mesa's network space over ``graph``, one person per node.
+
+    Mesa 3.5 computes a spring layout by default, which takes minutes for 10,000 nodes; the
+    circular layout is instant. Mesa 3.3 has no layout argument.
+    """
+    if _NETWORK_HAS_LAYOUT:
+        return Network(graph, capacity=1, random=random, layout=nx.circular_layout)
+    return Network(graph, capacity=1, random=random)

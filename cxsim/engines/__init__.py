@@ -1,0 +1,10 @@
+"""The two engines of the one model: ``agents`` (Mesa agents, the reference) and ``vector``."""
+
+from __future__ import annotations
+
+from cxsim.engines.agents import AgentsModel
+from cxsim.engines.base import Channel, CustomerModel, Stage
+
+ENGINES: dict[str, type[CustomerModel]] = {"agents": AgentsModel}
+
+__all__ = ["ENGINES", "AgentsModel", "Channel", "CustomerModel", "Stage"]

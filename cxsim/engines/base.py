@@ -1,0 +1,368 @@
+"""What both engines share: building from a scenario, traits, accounting and metrics.
+
+An engine is a ``mesa.Model`` that knows how to set people up and advance them one step; it
+returns the step's :class:`Tally` (flows) and :class:`Census` (stocks), and this base turns them
+into money, the public review score and the per-step metrics recorded by Mesa's DataCollector.
+Keeping that here means the two engines cannot drift apart in how outcomes are counted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from cxsim import network, rules
+from cxsim.loading import apply_overrides, load_scenario
+from cxsim.metrics import metric_names
+from cxsim.scenario import STAGES, Scenario
+
+
+class Stage(IntEnum):
+    """Where a person stands with the company."""
+
+    PROSPECT = 0
+    ONBOARDING = 1
+    ACTIVE = 2
+    CHURNED = 3
+
+
+class Channel(IntEnum):
+    """How a customer was acquired."""
+
+    INITIAL = 0
+    ADS = 1
+    REFERRAL = 2
+
+
+CUSTOMER_TABLE_COLUMNS = [
+    "person", "spell", "acquired_step", "channel", "churn_step", "cause", "arpu",
+    "lifetime_revenue",
+]  # fmt: skip
+
+
+@dataclass
+class Tally:
+    """Flows counted during one step (simulated people and unscaled money)."""
+
+    new_ads: int = 0
+    new_referral: int = 0
+    returned: int = 0
+    churn_by_cause: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    experiences_good: int = 0
+    experiences_bad: int = 0
+    problems_arising: int = 0
+    problems_detected: int = 0
+    problems_contacted: int = 0
+    problems_resolved: int = 0
+    outreach_contacts: int = 0
+    reviews_posted: int = 0
+    review_stars: float = 0.0
+    csat_respondents: int = 0
+    csat_satisfied: int = 0
+    revenue: float = 0.0
+    lost_revenue_horizon: float = 0.0
+    lost_revenue_lifetime: float = 0.0
+    lost_revenue_experience_horizon: float = 0.0
+    lost_revenue_experience_lifetime: float = 0.0
+
+
+@dataclass
+class Census:
+    """Stocks at the end of a step."""
+
+    prospects: int
+    onboarding: int
+    active: int
+    churned: int
+    promoters: int
+    detractors: int
+    satisfaction_sum: float
+    problems_open: int
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The scenario turned into the numbers a step needs (per stage x touchpoint tables)."""
+
+    visit: np.ndarray  # (4, T) chance of a visit per step, 0 where the stage does not visit
+    bad: np.ndarray  # (4, T) chance of a bad visit = visit x bad chance after uplift
+    good: np.ndarray  # (4, T) chance of a good visit
+    problem: np.ndarray  # (4, T) chance of a problem per step after prevention
+    problem_total: np.ndarray  # (4,) chance of any problem in a step
+    problem_cumulative: np.ndarray  # (4, T) cumulative share of each touchpoint among problems
+    decay: float
+    a: float
+    b: float
+    step_discount: float
+
+    @classmethod
+    def from_scenario(cls, spec: Scenario) -> Constants:
+        T = len(spec.touchpoints)
+        applies = np.zeros((4, T), dtype=bool)
+        visit = np.zeros((4, T))
+        good_v = np.zeros(T)
+        bad_v = np.zeros(T)
+        rate = np.zeros(T)
+        for j, tp in enumerate(spec.touchpoints):
+            for stage in tp.stages:
+                applies[STAGES.index(stage), j] = True
+            good_v[j], bad_v[j] = rules.touchpoint_chances(
+                tp.good, tp.bad, spec.strategy.quality_uplift
+            )
+            rate[j] = rules.problem_rate(tp.problem_rate, spec.strategy.prevention)
+            visit[:, j] = tp.visit_rate
+        visit = np.where(applies, visit, 0.0)
+        problem = np.where(applies, rate, 0.0)
+        problem[Stage.PROSPECT] = 0.0  # problems are a customer's; prospects only visit
+        total = 1.0 - np.prod(1.0 - problem, axis=1)
+        sums = problem.sum(axis=1, keepdims=True)
+        cumulative = np.cumsum(problem, axis=1) / np.where(sums > 0, sums, 1.0)
+        a, b = spec.walk_away_curve
+        return cls(
+            visit=visit,
+            bad=visit * bad_v,
+            good=visit * good_v,
+            problem=problem,
+            problem_total=total,
+            problem_cumulative=cumulative,
+            decay=rules.decay_factor(spec.behaviour.memory_half_life),
+            a=a,
+            b=b,
+            step_discount=rules.step_discount_rate(
+                spec.economics.discount_rate, spec.time.steps_per_year
+            ),
+        )
+
+
+def resolve_scenario(scenario: Scenario | str | Path | None, overrides: dict) -> Scenario:
+    """A Scenario from an object, a YAML path or None (all defaults), with dotted overrides."""
+    if scenario is None:
+        spec = Scenario()
+    elif isinstance(scenario, Scenario):
+        spec = scenario
+    else:
+        spec = load_scenario(scenario)
+    return apply_overrides(spec, overrides)
+
+
+class CustomerModel(mesa.Model):
+    """Base of both engines: one simulated market under one strategy.
+
+    ``CustomerModel(scenario, rng=seed, **{"strategy.detection": 0.5})``: the keyword arguments
+    are dotted scenario keys, so ``mesa.batch_run`` can sweep any field.
+    The scenario is kept as ``model.spec`` (Mesa 3.5 reserves ``model.scenario`` for its own
+    experiment class).
+    """
+
+    engine = "base"
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        *,
+        rng: Any = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(rng=rng)
+        self.spec = resolve_scenario(scenario, overrides)
+        self.k = Constants.from_scenario(self.spec)
+        spec = self.spec
+        self.n = spec.population.size
+        self.horizon = spec.time.horizon
+        self.causes = (*spec.touchpoint_names, "baseline")
+        self.edges = network.edges(spec.network, self.n, self.rng)
+        self.review_score = spec.behaviour.reviews.initial_score
+        self._reviews: deque[tuple[int, float]] = deque(maxlen=spec.behaviour.reviews.window)
+        self._cumulative: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+        self._setup_people(self._draw_traits())
+        self.datacollector = mesa.DataCollector(
+            model_reporters={name: partial(_metric, name=name) for name in metric_names(spec)}
+        )
+        self._record(Tally(churn_by_cause=np.zeros(len(self.causes), np.int64)))
+        self.running = self.horizon > 0
+
+    # --- what an engine provides ---------------------------------------------------------------
+
+    def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _advance(self, t: int) -> Tally:
+        """Move every person through one step, reading only start-of-step state of others."""
+        raise NotImplementedError
+
+    def _census(self) -> Census:
+        raise NotImplementedError
+
+    def _spells(self) -> list[tuple]:
+        """(person, spell, acquired_step, channel, churn_step or -1, cause or '', arpu) rows."""
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def _draw_traits(self) -> dict[str, np.ndarray]:
+        """Lifelong individual traits, drawn once per person from the run's generator."""
+        b = self.spec.behaviour
+        n, rng = self.n, self.rng
+        stage = np.full(n, Stage.PROSPECT, dtype=np.int8)
+        stage[rng.permutation(n)[: self.spec.population.customers]] = Stage.ACTIVE
+        return {
+            "stage": stage,
+            "resting": _beta_by_moments(rng, b.satisfaction.mean, b.satisfaction.sd, n),
+            "theta": rng.beta(b.baseline_churn.alpha, b.baseline_churn.beta, n),
+            "tolerance": rng.normal(0.0, b.walk_away.tolerance_sd, n),
+            "arpu": _lognormal_by_moments(
+                rng, self.spec.economics.arpu.mean, self.spec.economics.arpu.sd, n
+            ),
+            "reads_reviews": rng.random(n) < b.reviews.read_share,
+        }
+
+    def step(self) -> None:
+        t = self.steps  # Mesa counts the step before calling this: the first step is 1
+        tally = self._advance(t)
+        self._update_reviews(t, tally)
+        self._record(tally)
+        self.running = self.steps < self.horizon
+
+    def _update_reviews(self, t: int, tally: Tally) -> None:
+        if tally.reviews_posted:
+            self._reviews.append((tally.reviews_posted, tally.review_stars))
+        else:
+            self._reviews.append((0, 0.0))
+        count = sum(c for c, _ in self._reviews)
+        if count:
+            self.review_score = sum(s for _, s in self._reviews) / count
+
+    def review_multiplier(self) -> float:
+        r = self.spec.behaviour.reviews
+        return float(rules.review_factor(self.review_score, r.neutral_score, r.weight))
+
+    def _record(self, tally: Tally) -> None:
+        spec, census = self.spec, self._census()
+        scale = spec.population.represents
+        customers = census.onboarding + census.active
+        customers_before = self.metrics.get("customers", customers)
+        new = tally.new_ads + tally.new_referral
+        churn = int(tally.churn_by_cause.sum())
+        contacts = tally.problems_contacted
+        m: dict[str, float] = {
+            "prospects": census.prospects,
+            "onboarding": census.onboarding,
+            "active": census.active,
+            "churned": census.churned,
+            "customers": customers,
+            "new_customers": new,
+            "new_customers_ads": tally.new_ads,
+            "new_customers_referral": tally.new_referral,
+            "returned": tally.returned,
+            "churn": churn,
+            "churn_rate": churn / customers_before if customers_before else 0.0,
+        }
+        for cause, count in zip(self.causes, tally.churn_by_cause, strict=True):
+            m[f"churn_by_{cause}"] = int(count)
+        m.update(
+            mean_satisfaction=census.satisfaction_sum / customers if customers else 0.0,
+            csat=100.0 * tally.csat_satisfied / tally.csat_respondents
+            if tally.csat_respondents
+            else float("nan"),
+            nps=rules.net_promoter_score(census.promoters, census.detractors, customers),
+            promoters=census.promoters,
+            detractors=census.detractors,
+            experiences_good=tally.experiences_good,
+            experiences_bad=tally.experiences_bad,
+            problems_arising=tally.problems_arising,
+            problems_detected=tally.problems_detected,
+            problems_contacted=contacts,
+            problems_resolved=tally.problems_resolved,
+            problems_open=census.problems_open,
+            outreach_contacts=tally.outreach_contacts,
+            reviews_posted=tally.reviews_posted,
+            review_score=self.review_score,
+        )
+        econ, costs = spec.economics, spec.strategy.costs
+        money = {
+            "revenue": tally.revenue,
+            "cost_acquisition": econ.acquisition * new,
+            "cost_support": econ.support_cost * contacts,
+            "cost_programme": (costs.per_customer * customers_before + costs.fixed / scale)
+            * (self.steps > 0)
+            + econ.retention_cost * tally.outreach_contacts,
+        }
+        money["costs"] = money["cost_acquisition"] + money["cost_support"] + money["cost_programme"]
+        money["profit"] = money["revenue"] - money["costs"]
+        money["lost_revenue_horizon"] = tally.lost_revenue_horizon
+        money["lost_revenue_lifetime"] = tally.lost_revenue_lifetime
+        money["lost_revenue_experience_horizon"] = tally.lost_revenue_experience_horizon
+        money["lost_revenue_experience_lifetime"] = tally.lost_revenue_experience_lifetime
+        for key, value in money.items():
+            m[key] = value * scale
+        for key in ("revenue", "costs", "profit", "lost_revenue_horizon",
+                    "lost_revenue_experience_horizon"):  # fmt: skip
+            self._cumulative[key] = self._cumulative.get(key, 0.0) + m[key]
+            m[f"cumulative_{key}"] = self._cumulative[key]
+        self.metrics = m
+        self.datacollector.collect(self)
+
+    # --- results ------------------------------------------------------------------------------
+
+    def run(self) -> CustomerModel:
+        """Step to the horizon; returns the model for chaining."""
+        while self.running:
+            self.step()
+        return self
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """Per-step metrics (step 0 is the initial state) from the DataCollector."""
+        frame = self.datacollector.get_model_vars_dataframe()
+        frame.insert(0, "step", range(len(frame)))
+        return frame.reset_index(drop=True)
+
+    def customer_table(self) -> pd.DataFrame:
+        """One row per customer spell: acquisition, churn and revenue, for cohort analysis.
+
+        Unscaled (one simulated person); lifetime revenue counts the steps paid within the run.
+        churn_step is -1 and cause empty for customers still active at the end.
+        """
+        rows = self._spells()
+        frame = pd.DataFrame(rows, columns=CUSTOMER_TABLE_COLUMNS[:-1])
+        end = np.where(frame["churn_step"] >= 0, frame["churn_step"], self.steps + 1)
+        frame["lifetime_revenue"] = frame["arpu"] * np.maximum(end - frame["acquired_step"] - 1, 0)
+        frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]
+        return frame.sort_values(["person", "spell"], kind="stable").reset_index(drop=True)
+
+    def lost_revenue(self, arpu, theta, t: int) -> tuple:
+        """(horizon-bounded, lifetime) revenue lost when customers paying ``arpu`` churn at t."""
+        return (
+            rules.horizon_revenue(arpu, self.horizon - t + 1),
+            rules.lifetime_value(arpu, theta, self.k.step_discount),
+        )
+
+
+def _metric(model: CustomerModel, name: str) -> float:
+    """Model reporter: one metric of the current step (bound to a name with partial)."""
+    return model.metrics[name]
+
+
+def _beta_by_moments(rng: np.random.Generator, mean: float, sd: float, n: int) -> np.ndarray:
+    var = sd * sd
+    if var <= 0 or mean <= 0 or mean >= 1:
+        return np.full(n, mean)
+    common = mean * (1 - mean) / var - 1
+    if common <= 0:
+        common = 1e-3
+    return rng.beta(mean * common, (1 - mean) * common, n)
+
+
+def _lognormal_by_moments(rng: np.random.Generator, mean: float, sd: float, n: int) -> np.ndarray:
+    if sd <= 0:
+        return np.full(n, mean)
+    sigma2 = np.log1p((sd / mean) ** 2)
+    return rng.lognormal(np.log(mean) - sigma2 / 2, np.sqrt(sigma2), n)

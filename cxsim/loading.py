@@ -1,0 +1,319 @@
+"""Read scenario files: safe YAML, line numbers, ``--set`` overrides and one-line errors.
+
+Every failure becomes a :class:`ScenarioError` whose message names the file, the field path,
+the line where known, what was expected and what was found, with a "did you mean" suggestion
+for misspelt keys. The command line prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cxsim.scenario import Scenario
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be used; the message is meant for the user as it is."""
+
+
+Path_ = tuple[str | int, ...]
+
+
+def load_scenario(
+    source: str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()
+) -> Scenario:
+    """Read, override and validate a scenario file.
+
+    ``overrides`` is either a mapping of dotted keys to values (``{"strategy.detection": 0.5}``)
+    or strings ``"key=value"`` as typed after ``--set`` (values are read as YAML scalars).
+    """
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a folder, expected a scenario YAML file") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text file (expected UTF-8 YAML)") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_scenario(text, str(path), overrides)
+
+
+def parse_scenario(
+    text: str, filename: str = "<scenario>", overrides: Mapping[str, Any] | Iterable[str] = ()
+) -> Scenario:
+    """Validate scenario YAML text; ``filename`` is only used in messages."""
+    data, lines = _read_yaml(text, filename)
+    for key, value in _parse_overrides(overrides):
+        _apply_override(data, key, value, filename)
+        lines[_split(key, data)] = 0  # 0 marks "from --set"
+    return validate(data, filename, lines)
+
+
+def validate(data: dict, filename: str = "<scenario>", lines: dict | None = None) -> Scenario:
+    """Build a Scenario from plain data, turning pydantic's errors into one ScenarioError."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_describe(exc, data, filename, lines or {})) from None
+
+
+def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+    """A new Scenario with dotted-key overrides applied (used by batch_run keyword arguments)."""
+    if not overrides:
+        return scenario
+    data = scenario.model_dump(mode="json")
+    for key, value in overrides.items():
+        _apply_override(data, key, value, "<overrides>")
+    return validate(data, "<overrides>", {_split(k, data): 0 for k in overrides})
+
+
+# --- YAML with line numbers -------------------------------------------------------------------
+
+
+def _read_yaml(text: str, filename: str) -> tuple[dict, dict[Path_, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{filename}{where}: not valid YAML: {problem}") from None
+    if node is None:
+        raise ScenarioError(
+            f"{filename}: the file is empty; expected a mapping of sections such as "
+            "'strategy:' (an empty mapping '{}' runs every default)"
+        )
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioError(
+            f"{filename}:{node.start_mark.line + 1}: expected a mapping of sections "
+            f"(time, population, strategy, ...), found {_node_kind(node)}"
+        )
+    lines: dict[Path_, int] = {}
+    _index_lines(node, (), lines, filename)
+    data = yaml.safe_load(text)
+    return data, lines
+
+
+def _node_kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"the value {node.value!r}" if isinstance(node, yaml.ScalarNode) else "a mapping"
+
+
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], filename: str) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ScenarioError(
+                    f"{filename}:{key_node.start_mark.line + 1}: "
+                    f"{_dotted(path + (key,))}: key appears twice"
+                )
+            seen.add(key)
+            _index_lines(value_node, path + (key,), lines, filename)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), lines, filename)
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+
+def _parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[str, Any]]:
+    if isinstance(overrides, Mapping):
+        return list(overrides.items())
+    pairs = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError(f"--set {item!r}: expected key=value, e.g. strategy.detection=0.5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def _split(key: str, data: Any) -> Path_:
+    """Dotted key to a path; list items by index or, for touchpoints, by name."""
+    path: list[str | int] = []
+    node = data
+    for part in key.split("."):
+        if isinstance(node, list):
+            index = _list_index(node, part)
+            path.append(index if index is not None else part)
+            node = node[index] if index is not None else None
+        else:
+            path.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(path)
+
+
+def _list_index(items: list, part: str) -> int | None:
+    if part.isdigit():
+        return int(part) if int(part) < len(items) else None
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    return None
+
+
+def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            index = _list_index(node, part)
+            if index is None:
+                names = [str(i.get("name")) for i in node if isinstance(i, dict)]
+                raise ScenarioError(
+                    f"--set {key}: no item {part!r} in {'.'.join(parts[:depth])}; "
+                    f"expected an index or one of: {', '.join(names)}"
+                )
+            node = node[index]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, dict | list):
+            raise ScenarioError(
+                f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+            )
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _list_index(node, last)
+        if index is None:
+            raise ScenarioError(f"--set {key}: no item {last!r} in the list")
+        node[index] = value
+    else:
+        node[last] = value
+
+
+# --- error messages ---------------------------------------------------------------------------
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _where(filename: str, lines: dict[Path_, int], path: Path_) -> str:
+    probe = tuple(path)
+    while probe not in lines and probe:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    if line == 0:
+        return f"{filename} (from --set)"
+    return f"{filename}:{line}" if line else filename
+
+
+def _describe(exc: ValidationError, data: Any, filename: str, lines: dict[Path_, int]) -> str:
+    messages = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = _dotted(loc)
+        where = _where(filename, lines, loc)
+        kind = err["type"]
+        found = _found(err, data, loc)
+        if kind == "extra_forbidden":
+            hint = _suggest(loc)
+            messages.append(f"{where}: unknown key {path!r}{hint}")
+        elif kind == "missing":
+            messages.append(f"{where}: {path}: required field is missing")
+        elif kind == "value_error" and not loc:
+            messages.append(f"{where}: {_clean(err['msg'])}")
+        else:
+            messages.append(f"{where}: {path}: expected {_expected(err)}, found {found}")
+    return "\n".join(messages)
+
+
+def _clean(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def _found(err: dict, data: Any, loc: Path_) -> str:
+    if "input" in err and not isinstance(err["input"], dict):
+        return repr(err["input"])
+    node = data
+    for p in loc:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return "nothing"
+    return "a mapping" if isinstance(node, dict) else repr(node)
+
+
+def _expected(err: dict) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    bounds = {
+        "greater_than_equal": "a number >= {ge}",
+        "greater_than": "a number > {gt}",
+        "less_than_equal": "a number <= {le}",
+        "less_than": "a number < {lt}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**ctx)
+    if kind == "value_error":
+        return _clean(err["msg"])
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind in ("enum", "literal_error"):
+        return "one of " + ctx.get("expected", "the listed values")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "a mapping of fields"
+    if kind in ("tuple_type", "list_type"):
+        return "a list"
+    if kind == "string_type":
+        return "text"
+    return err["msg"][0].lower() + err["msg"][1:]
+
+
+def _suggest(loc: Path_) -> str:
+    """' (did you mean ...?)' for an unknown key, from the fields allowed where it stands."""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return ""
+        model = _inner_model(field.annotation)
+    if not _is_model(model):
+        return ""
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; allowed here: {', '.join(allowed)}"
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _inner_model(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    if get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,169 @@
+"""The model's formulas, as pure functions shared by both engines.
+
+Each function works on Python floats and on NumPy arrays alike (element-wise), has no state and
+draws no random numbers: the engines draw, these functions say what the chances are. Units are
+per step unless stated; shares and probabilities are 0-1; satisfaction is 0-1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PROMOTER_MIN = 9
+"""Likelihood-to-recommend (0-10) at or above which a person is a promoter."""
+DETRACTOR_MAX = 6
+"""Likelihood-to-recommend (0-10) at or below which a person is a detractor."""
+CSAT_SATISFIED = 0.625
+"""Satisfaction at or above which a 5-point rating, 1 + round(4 s), is a 4 or a 5."""
+
+
+def sigmoid(x):
+    """Logistic function 1 / (1 + e^-x)."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def logit(p):
+    """Inverse of :func:`sigmoid`: log(p / (1 - p))."""
+    return np.log(p / (1.0 - p))
+
+
+def decay_factor(half_life: float) -> float:
+    """Share of the recent-bad-experience count left after one step (half-life in steps)."""
+    return 0.5 ** (1.0 / half_life)
+
+
+def step_discount_rate(annual_rate: float, steps_per_year: float) -> float:
+    """Per-step discount rate equivalent to an annual one."""
+    return (1.0 + annual_rate) ** (1.0 / steps_per_year) - 1.0
+
+
+# --- touchpoints and problems -----------------------------------------------------------------
+
+
+def touchpoint_chances(good, bad, quality_uplift):
+    """Chances (good, bad) of one visit after a quality uplift u.
+
+    The uplift removes a share u of bad visits and turns a share u of neutral visits good,
+    so good + bad stays at most 1.
+    """
+    neutral = 1.0 - good - bad
+    return good + quality_uplift * neutral, bad * (1.0 - quality_uplift)
+
+
+def problem_rate(rate, prevention):
+    """Chance per step of a problem at a touchpoint after root-cause prevention removes a share."""
+    return rate * (1.0 - prevention)
+
+
+# --- memory, satisfaction, recommendation -----------------------------------------------------
+
+
+def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
+    """Satisfaction after one step.
+
+    It first relaxes a share ``relaxation`` of the way to the person's resting level, then each
+    good experience closes a share ``gain`` of the room above and each bad one removes a share
+    ``loss`` of what is left. With loss > gain bad experiences weigh more (negativity bias). The
+    result stays in [0, 1] whenever s and resting are in [0, 1].
+    """
+    s = s + relaxation * (resting - s)
+    s = 1.0 - (1.0 - s) * (1.0 - gain) ** n_good
+    return s * (1.0 - loss) ** n_bad
+
+
+def likelihood_to_recommend(s):
+    """0-10 answer to "how likely are you to recommend us?" from satisfaction: floor(11 s)."""
+    if isinstance(s, np.ndarray):
+        return np.minimum((11.0 * s).astype(np.int8), 10)
+    return min(int(11.0 * s), 10)
+
+
+def is_promoter(s):
+    return likelihood_to_recommend(s) >= PROMOTER_MIN
+
+
+def is_detractor(s):
+    return likelihood_to_recommend(s) <= DETRACTOR_MAX
+
+
+def net_promoter_score(promoters, detractors, respondents):
+    """NPS in points (-100 to 100): % promoters minus % detractors; 0 with no respondents."""
+    if respondents == 0:
+        return 0.0
+    return 100.0 * (promoters - detractors) / respondents
+
+
+def review_stars(s):
+    """Stars (1-5, continuous) a person gives in a review."""
+    return 1.0 + 4.0 * s
+
+
+# --- churn ------------------------------------------------------------------------------------
+
+
+def walk_away_step(count_before, n_bad, a, b, tolerance):
+    """Chance of walking away at one of this step's ``n_bad`` bad experiences.
+
+    The j-th bad experience of the step is the k-th recent one, k = count_before + j, and the
+    person leaves at it with chance sigmoid(a + b (k - 1) - tolerance) (PwC-calibrated curve).
+    Returns 1 - prod_j (1 - p(k_j)); 0 where n_bad is 0.
+    """
+    n_max = int(np.max(n_bad)) if np.size(n_bad) else 0
+    stay = 1.0
+    for j in range(1, n_max + 1):
+        p = sigmoid(a + b * (count_before + j - 1) - tolerance)
+        stay = stay * np.where(n_bad >= j, 1.0 - p, 1.0)
+    return 1.0 - stay
+
+
+def baseline_hazard(theta, s, resting, elasticity):
+    """Per-step baseline churn chance: theta x exp(elasticity (resting - s)), at most 1.
+
+    theta ~ Beta(alpha, beta) is the person's lifelong propensity; elasticity 0 switches the
+    satisfaction scaling off.
+    """
+    return np.minimum(theta * np.exp(elasticity * (resting - s)), 1.0)
+
+
+def churn_chance(walk_away, hazard):
+    """Chance of leaving in a step by either channel (walk-away first, then baseline)."""
+    return walk_away + (1.0 - walk_away) * hazard
+
+
+# --- word of mouth, reviews, acquisition ------------------------------------------------------
+
+
+def referral_chance(promoter_contacts, rate, conversion):
+    """Chance a prospect is converted by referral, given how many promoters it knows."""
+    return 1.0 - (1.0 - rate * conversion) ** promoter_contacts
+
+
+def warning_factor(detractor_contacts, rate, impact):
+    """Factor on a prospect's conversion chance from detractors it knows (negative word of mouth)."""
+    return (1.0 - rate * impact) ** detractor_contacts
+
+
+def review_factor(score, neutral, weight):
+    """Factor on a review reader's conversion chance: 1 + weight (score - neutral), at least 0."""
+    return np.maximum(1.0 + weight * (score - neutral), 0.0)
+
+
+def adoption_chance(ad, referral):
+    """Chance of converting by advertising or referral (Bass p and q on a network)."""
+    return 1.0 - (1.0 - ad) * (1.0 - referral)
+
+
+# --- money ------------------------------------------------------------------------------------
+
+
+def lifetime_value(arpu, theta, step_discount):
+    """Expected discounted revenue still to come from a customer paying ``arpu`` per step.
+
+    With per-step leaving chance theta, sum over t >= 0 of arpu ((1 - theta) / (1 + d))^t.
+    """
+    return arpu * (1.0 + step_discount) / (step_discount + theta)
+
+
+def horizon_revenue(arpu, steps_left):
+    """Revenue a customer would still have paid within the horizon (undiscounted)."""
+    return arpu * steps_left

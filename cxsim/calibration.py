@@ -49,9 +49,7 @@ def fit_walk_away(
 ) -> WalkAwayFit:
     """(a, b) such that left_by(1) = after_one and left_by(several) = after_several."""
     a = brentq(lambda x: left_by(x, 0.0, tolerance_sd, 1) - after_one, -30, 30, xtol=1e-12)
-    b = brentq(
-        lambda x: left_by(a, x, tolerance_sd, several) - after_several, -20, 20, xtol=1e-12
-    )
+    b = brentq(lambda x: left_by(a, x, tolerance_sd, several) - after_several, -20, 20, xtol=1e-12)
     return WalkAwayFit(a=a, b=b, tolerance_sd=tolerance_sd, several=several)
 
 

@@ -119,9 +119,7 @@ def _default_touchpoints() -> tuple[Touchpoint, ...]:
         ("social_media", "marketing", ("active",), 0.1, 0.10, 0.005, 0.0),
     ]
     return tuple(
-        Touchpoint(
-            name=n, department=d, stages=s, visit_rate=v, good=g, bad=b, problem_rate=p
-        )
+        Touchpoint(name=n, department=d, stages=s, visit_rate=v, good=g, bad=b, problem_rate=p)
         for n, d, s, v, g, b, p in rows
     )
 
@@ -224,9 +222,7 @@ class Behaviour(Section):
     walk_away: WalkAway = Field(default_factory=WalkAway)
     baseline_churn: BaselineChurn = Field(default_factory=BaselineChurn)
     onboarding_steps: int = Field(4, ge=0, description="Steps a new customer stays onboarding")
-    problem_fade: float = _share(
-        0.3, "Chance per step an open problem goes away without support"
-    )
+    problem_fade: float = _share(0.3, "Chance per step an open problem goes away without support")
     ad_conversion: float = _share(
         0.002, "Chance per step an advertising-reached prospect buys (Bass p)"
     )
@@ -245,10 +241,10 @@ class StrategyCosts(Section):
 
 class Strategy(Section):
     name: str = Field("reactive", description="Label of the strategy in results and charts")
-    detection: float = _share(0.0, "Share of new problems found and fixed before the customer notices")
-    detection_delight: float = _share(
-        0.3, "Chance a proactive fix is noticed as a good experience"
+    detection: float = _share(
+        0.0, "Share of new problems found and fixed before the customer notices"
     )
+    detection_delight: float = _share(0.3, "Chance a proactive fix is noticed as a good experience")
     prevention: float = _share(0.0, "Share of problems removed at the root (lowers problem rates)")
     quality_uplift: float = _share(
         0.0, "Share of bad visits removed and of neutral visits made good, at every touchpoint"
@@ -257,9 +253,7 @@ class Strategy(Section):
     support_contact: float = _share(
         0.4, "Chance a customer with an open problem contacts support in a step"
     )
-    first_contact_resolution: float = _share(
-        0.7, "Chance support resolves a problem on a contact"
-    )
+    first_contact_resolution: float = _share(0.7, "Chance support resolves a problem on a contact")
     recovery_delight: float = _share(
         0.3, "Chance a resolved contact is a good experience (service recovery)"
     )
@@ -267,7 +261,9 @@ class Strategy(Section):
 
 
 class Arpu(Section):
-    mean: float = Field(12.0, gt=0, description="Mean revenue per customer per step (currency/step)")
+    mean: float = Field(
+        12.0, gt=0, description="Mean revenue per customer per step (currency/step)"
+    )
     sd: float = Field(
         6.0, ge=0, description="Spread of revenue per customer, lognormal (currency/step)"
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cxsim.engines.agents import AgentsModel
 from cxsim.engines.base import Channel, CustomerModel, Stage
+from cxsim.engines.vector import VectorModel
 
-ENGINES: dict[str, type[CustomerModel]] = {"agents": AgentsModel}
+ENGINES: dict[str, type[CustomerModel]] = {"vector": VectorModel, "agents": AgentsModel}
 
-__all__ = ["ENGINES", "AgentsModel", "Channel", "CustomerModel", "Stage"]
+__all__ = ["ENGINES", "AgentsModel", "Channel", "CustomerModel", "Stage", "VectorModel"]

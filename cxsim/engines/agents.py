@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from mesa.discrete_space import CellAgent
 
 from cxsim import compat, network, rules
-from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
+from cxsim.engines.base import CUSTOMER_TABLE_COLUMNS, Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 PROMOTER, NEUTRAL, DETRACTOR = 1, 0, -1
@@ -185,9 +186,7 @@ class Person(CellAgent):
         if seen.bad:
             walk = float(rules.walk_away_step(count_before, seen.bad, k.a, k.b, self.tolerance))
         hazard = float(
-            rules.baseline_hazard(
-                self.theta, self.satisfaction, self.resting, model.elasticity
-            )
+            rules.baseline_hazard(self.theta, self.satisfaction, self.resting, model.elasticity)
         )
         u = self.random.random()
         if u < walk:
@@ -242,9 +241,10 @@ class Person(CellAgent):
         if self.reads_reviews:
             factor *= model.review_factor
         ad = b.ad_conversion * factor
-        referral = rules.referral_chance(
-            self.promoter_contacts, b.referral.rate, b.referral.conversion
-        ) * factor
+        referral = (
+            rules.referral_chance(self.promoter_contacts, b.referral.rate, b.referral.conversion)
+            * factor
+        )
         u = self.random.random()
         if seen.bad:  # a bad first impression loses the sale this step
             return
@@ -330,10 +330,10 @@ class AgentsModel(CustomerModel):
                 problems += p.problem >= 0
         return Census(*counts, promoters, detractors, satisfaction, problems)
 
-    def _spells(self) -> list[tuple]:
+    def _spells(self) -> pd.DataFrame:
         open_spells = [
             (p.index, p.spell, p.acquired_step, int(p.channel), -1, "", p.arpu)
             for p in self.people
             if p.is_customer
         ]
-        return self.closed_spells + open_spells
+        return pd.DataFrame(self.closed_spells + open_spells, columns=CUSTOMER_TABLE_COLUMNS[:-1])

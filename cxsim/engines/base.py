@@ -202,8 +202,9 @@ class CustomerModel(mesa.Model):
     def _census(self) -> Census:
         raise NotImplementedError
 
-    def _spells(self) -> list[tuple]:
-        """(person, spell, acquired_step, channel, churn_step or -1, cause or '', arpu) rows."""
+    def _spells(self) -> pd.DataFrame:
+        """Columns person, spell, acquired_step, channel (int), churn_step (-1: still a
+        customer), cause ('' while a customer), arpu: one row per customer spell so far."""
         raise NotImplementedError
 
     # --- shared -------------------------------------------------------------------------------
@@ -331,8 +332,7 @@ class CustomerModel(mesa.Model):
         Unscaled (one simulated person); lifetime revenue counts the steps paid within the run.
         churn_step is -1 and cause empty for customers still active at the end.
         """
-        rows = self._spells()
-        frame = pd.DataFrame(rows, columns=CUSTOMER_TABLE_COLUMNS[:-1])
+        frame = self._spells()
         end = np.where(frame["churn_step"] >= 0, frame["churn_step"], self.steps + 1)
         frame["lifetime_revenue"] = frame["arpu"] * np.maximum(end - frame["acquired_step"] - 1, 0)
         frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]

@@ -1,0 +1,340 @@
+"""The vector engine: the same model with the population in NumPy arrays (struct of arrays).
+
+Every step is a sequence of array expressions over index groups fixed at the start of the step
+(prospects, onboarding, active, churned), calling the same :mod:`cxsim.rules` functions as the
+agents engine, so the step stays synchronous. Neighbour counts are one sparse product with the
+network's adjacency matrix. Rare independent events with one chance for everyone (outreach,
+reviews, returns, problems) are drawn as a binomial count and a uniform subset, which has the
+same distribution as one coin per person and needs far fewer random numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cxsim import network, rules
+from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
+from cxsim.scenario import NetworkKind
+
+_F = np.float32
+
+
+def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
+    """Indices of 0..m-1 each picked independently with chance p (binomial count, then subset)."""
+    if m == 0 or p <= 0:
+        return np.empty(0, dtype=np.int64)
+    if p >= 1:
+        return np.arange(m)
+    return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
+
+
+class VectorModel(CustomerModel):
+    """The NumPy engine: no per-person Python objects; int8/int32/float32 state arrays."""
+
+    engine = "vector"
+
+    def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
+        n = self.n
+        self.stage = traits["stage"].astype(np.int8)
+        self.resting = traits["resting"].astype(_F)
+        self.satisfaction = self.resting.copy()
+        self.theta = traits["theta"].astype(_F)
+        self.tolerance = traits["tolerance"].astype(_F)
+        self.arpu = traits["arpu"].astype(_F)
+        self.reads_reviews = traits["reads_reviews"]
+        self.bad_count = np.zeros(n, _F)
+        self.problem = np.full(n, -1, np.int8)  # touchpoint of the open problem, -1: none
+        self.spell = np.zeros(n, np.int16)
+        self.acquired_step = np.zeros(n, np.int32)
+        self.channel = np.full(n, Channel.INITIAL, np.int8)
+        self.churn_step = np.full(n, -1, np.int32)
+        self.cause = np.full(n, -1, np.int8)
+        self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
+        self.adjacency = None if self.well_mixed else network.adjacency(self.edges, n)
+        self._closed: list[tuple[np.ndarray, ...]] = []
+        k = self.k
+        self.visits = {
+            stage: [
+                (
+                    j,
+                    _F(k.visit[stage, j]),
+                    _F(k.bad[stage, j]),
+                    _F(k.bad[stage, j] + k.good[stage, j]),
+                )
+                for j in range(len(self.spec.touchpoints))
+                if k.visit[stage, j] > 0
+            ]
+            for stage in Stage
+        }
+
+    # --- one step -------------------------------------------------------------------------------
+
+    def _advance(self, t: int) -> Tally:
+        tally = Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+        stage = self.stage
+        groups = [np.flatnonzero(stage == g) for g in Stage]
+        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups)
+        customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
+        onboarding_count = len(groups[Stage.ONBOARDING])
+        self._customers_step(t, customers, onboarding_count, tally)
+        self._prospects_step(
+            t, groups[Stage.PROSPECT], promoter_contacts, detractor_contacts, tally
+        )
+        self._return_step(t, groups[Stage.CHURNED], tally)
+        return tally
+
+    def _word_of_mouth(self, t: int, groups: list[np.ndarray]):
+        """Promoters and detractors each prospect knows, from the start-of-step state."""
+        s, stage = self.satisfaction, self.stage
+        customer = (stage == Stage.ONBOARDING) | (stage == Stage.ACTIVE)
+        ltr = rules.likelihood_to_recommend(s)
+        promoter = customer & (ltr >= rules.PROMOTER_MIN)
+        recent = (stage == Stage.CHURNED) & (
+            t - self.churn_step <= self.spec.behaviour.negative_word_of_mouth.churned_steps
+        )
+        detractor = (customer | recent) & (ltr <= rules.DETRACTOR_MAX)
+        prospects = groups[Stage.PROSPECT]
+        if self.well_mixed:
+            per = self.spec.network.mean_degree / max(self.n - 1, 1)
+            return per * np.count_nonzero(promoter), per * np.count_nonzero(detractor)
+        voices = np.column_stack([promoter, detractor]).astype(_F)
+        counts = self.adjacency @ voices
+        return counts[prospects, 0], counts[prospects, 1]
+
+    def _experiences(self, people: np.ndarray, stage: int):
+        """Step 1 for one stage group: (good, bad, last bad touchpoint, interacted) per person."""
+        m = len(people)
+        hits = np.zeros(m, np.int8)  # good or bad visits
+        bad = np.zeros(m, np.int8)
+        last_bad = np.full(m, -1, np.int8)
+        interacted = np.zeros(m, bool)
+        for j, visit, p_bad, p_bad_or_good in self.visits[stage]:
+            u = self.rng.random(m, dtype=_F)
+            is_bad = u < p_bad
+            if is_bad.any():
+                bad += is_bad
+                last_bad[is_bad] = j
+            hits += u < p_bad_or_good
+            if visit >= 1:
+                interacted[:] = True
+            else:
+                interacted |= u < visit
+        return hits - bad, bad, last_bad, interacted
+
+    def _customers_step(self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally) -> None:
+        spec, k, rng = self.spec, self.k, self.rng
+        strategy, behaviour = spec.strategy, spec.behaviour
+        parts = [
+            self._experiences(people[:n_onboarding], Stage.ONBOARDING),
+            self._experiences(people[n_onboarding:], Stage.ACTIVE),
+        ]
+        good, bad, last_bad, interacted = (np.concatenate(x) for x in zip(*parts, strict=True))
+        m = len(people)
+        tally.experiences_good += int(good.sum())
+        tally.experiences_bad += int(bad.sum())
+
+        # Step 2: problems. An open one may fade, else hurts again; a new one may be detected.
+        problem = self.problem[people]
+        has_open = problem >= 0
+        faded = np.zeros(m, bool)
+        faded[chosen(rng, m, behaviour.problem_fade)] = True
+        faded &= has_open
+        problem[faded] = -1
+        hurting = has_open & ~faded
+        new = np.zeros(m, bool)
+        for lo, hi, g in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
+            new[lo + chosen(rng, hi - lo, k.problem_total[g])] = True
+        new &= ~has_open
+        arising = np.flatnonzero(new)
+        tally.problems_arising += len(arising)
+        if len(arising):
+            stage_of = np.where(arising < n_onboarding, Stage.ONBOARDING, Stage.ACTIVE)
+            u = rng.random(len(arising))
+            where = (u[:, None] >= k.problem_cumulative[stage_of]).sum(axis=1)
+            detected = rng.random(len(arising)) < strategy.detection
+            tally.problems_detected += int(detected.sum())
+            delighted = arising[detected & (rng.random(len(arising)) < strategy.detection_delight)]
+            good[delighted] += 1
+            tally.experiences_good += len(delighted)
+            felt = arising[~detected]
+            problem[felt] = where[~detected]
+            hurting[felt] = True
+        hurt = np.flatnonzero(hurting)
+        bad[hurt] += 1
+        last_bad[hurt] = problem[hurt]
+        tally.experiences_bad += len(hurt)
+        contacted = hurt[rng.random(len(hurt)) < strategy.support_contact]
+        interacted[contacted] = True
+        resolved = contacted[rng.random(len(contacted)) < strategy.first_contact_resolution]
+        problem[resolved] = -1
+        recovered = resolved[rng.random(len(resolved)) < strategy.recovery_delight]
+        good[recovered] += 1
+        tally.problems_contacted += len(contacted)
+        tally.problems_resolved += len(resolved)
+        tally.experiences_good += len(recovered)
+
+        # Step 3: proactive outreach.
+        reached = chosen(rng, m, strategy.outreach)
+        good[reached] += 1
+        interacted[reached] = True
+        tally.outreach_contacts += len(reached)
+        tally.experiences_good += len(reached)
+
+        # Step 4: memory and satisfaction.
+        sat = behaviour.satisfaction
+        count_before = self.bad_count[people] * _F(k.decay)
+        resting = self.resting[people]
+        s = rules.update_satisfaction(
+            self.satisfaction[people], resting, good, bad, sat.relaxation, sat.gain, sat.loss
+        ).astype(_F)
+        tally.csat_respondents += int(interacted.sum())
+        tally.csat_satisfied += int(np.count_nonzero(s[interacted] >= rules.CSAT_SATISFIED))
+
+        # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
+        walk = np.zeros(m, _F)
+        unhappy = np.flatnonzero(bad)
+        if len(unhappy):
+            walk[unhappy] = rules.walk_away_step(
+                count_before[unhappy], bad[unhappy], k.a, k.b, self.tolerance[people[unhappy]]
+            )
+        hazard = rules.baseline_hazard(
+            self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
+        )
+        u = rng.random(m, dtype=_F)
+        leave = u < rules.churn_chance(walk, hazard)
+        walked = leave & (u < walk)
+        cause = np.where(walked, last_bad, len(self.causes) - 1).astype(np.int8)
+
+        # Step 6 (own part): reviews, by everyone who was a customer this step.
+        r = behaviour.reviews
+        after_bad = np.flatnonzero(bad)
+        calm = np.flatnonzero(bad == 0)
+        posted = np.concatenate(
+            [after_bad[chosen(rng, len(after_bad), r.post_rate_after_bad)],
+             calm[chosen(rng, len(calm), r.post_rate)]]
+        )  # fmt: skip
+        tally.reviews_posted += len(posted)
+        tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
+
+        # Write back the customers' state.
+        self.satisfaction[people] = s
+        self.bad_count[people] = count_before + bad
+        problem[leave] = -1
+        self.problem[people] = problem
+        self._churn(t, people[leave], cause[leave], tally)
+        stay = ~leave
+        tally.revenue += float(self.arpu[people[stay]].sum(dtype=np.float64))
+        settled = people[:n_onboarding][
+            stay[:n_onboarding]
+            & (t - self.acquired_step[people[:n_onboarding]] >= behaviour.onboarding_steps)
+        ]
+        self.stage[settled] = Stage.ACTIVE
+
+    def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
+        if not len(leavers):
+            return
+        tally.churn_by_cause += np.bincount(cause, minlength=len(self.causes))
+        arpu = self.arpu[leavers].astype(np.float64)
+        horizon, lifetime = self.lost_revenue(arpu, self.theta[leavers].astype(np.float64), t)
+        experience = cause < len(self.causes) - 1
+        tally.lost_revenue_horizon += float(horizon.sum())
+        tally.lost_revenue_lifetime += float(lifetime.sum())
+        tally.lost_revenue_experience_horizon += float(horizon[experience].sum())
+        tally.lost_revenue_experience_lifetime += float(lifetime[experience].sum())
+        self._closed.append(
+            (leavers, self.spell[leavers], self.acquired_step[leavers], self.channel[leavers],
+             np.full(len(leavers), t, np.int32), cause, self.arpu[leavers])
+        )  # fmt: skip
+        self.stage[leavers] = Stage.CHURNED
+        self.churn_step[leavers] = t
+        self.cause[leavers] = cause
+
+    def _prospects_step(
+        self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
+    ) -> None:
+        """Steps 1 and 7 for prospects: impressions, then advertising or referral."""
+        b = self.spec.behaviour
+        good, bad, _, _ = self._experiences(people, Stage.PROSPECT)
+        tally.experiences_good += int(good.sum())
+        tally.experiences_bad += int(bad.sum())
+        m = len(people)
+        factor = np.ones(m, _F)
+        warned = np.flatnonzero(detractor_contacts) if np.ndim(detractor_contacts) else None
+        w = b.negative_word_of_mouth
+        if warned is None:
+            factor *= _F(rules.warning_factor(detractor_contacts, w.rate, w.impact))
+        elif len(warned):
+            factor[warned] = rules.warning_factor(detractor_contacts[warned], w.rate, w.impact)
+        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
+        referral = np.zeros(m, _F)
+        referred = np.flatnonzero(promoter_contacts) if np.ndim(promoter_contacts) else None
+        q = b.referral
+        if referred is None:
+            referral[:] = rules.referral_chance(promoter_contacts, q.rate, q.conversion)
+        elif len(referred):
+            referral[referred] = rules.referral_chance(
+                promoter_contacts[referred], q.rate, q.conversion
+            )
+        referral *= factor
+        ad = b.ad_conversion * factor
+        u = self.rng.random(m, dtype=_F)
+        open_to_buy = bad == 0  # a bad first impression loses the sale this step
+        by_referral = open_to_buy & (u < referral)
+        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
+        for mask, channel in ((by_referral, Channel.REFERRAL), (by_ads, Channel.ADS)):
+            joiners = people[mask]
+            self.spell[joiners] += self.churn_step[joiners] >= 0
+            self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
+            self.acquired_step[joiners] = t
+            self.channel[joiners] = channel
+            self.churn_step[joiners] = -1
+            self.cause[joiners] = -1
+        tally.new_referral += int(by_referral.sum())
+        tally.new_ads += int(by_ads.sum())
+
+    def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
+        """Win-back: after the wait, former customers return to the market at a rate."""
+        w = self.spec.behaviour.win_back
+        if not w.enabled or not len(people):
+            return
+        eligible = people[t - self.churn_step[people] > w.wait]
+        back = eligible[chosen(self.rng, len(eligible), w.rate)]
+        self.stage[back] = Stage.PROSPECT
+        self.satisfaction[back] = self.resting[back]
+        self.bad_count[back] = 0
+        tally.returned += len(back)
+
+    # --- stocks and tables ----------------------------------------------------------------------
+
+    def _census(self) -> Census:
+        counts = np.bincount(self.stage, minlength=4)
+        customer = (self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE)
+        s = self.satisfaction[customer]
+        ltr = rules.likelihood_to_recommend(s)
+        return Census(
+            *(int(c) for c in counts),
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=float(s.sum(dtype=np.float64)),
+            problems_open=int(np.count_nonzero(self.problem[customer] >= 0)),
+        )
+
+    def _spells(self) -> pd.DataFrame:
+        customer = np.flatnonzero((self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE))
+        still = (customer, self.spell[customer], self.acquired_step[customer],
+                 self.channel[customer], np.full(len(customer), -1, np.int32),
+                 np.full(len(customer), -1, np.int8), self.arpu[customer])  # fmt: skip
+        cols = [np.concatenate(c) for c in zip(*self._closed, still, strict=True)]
+        names = np.array([*self.causes, ""], dtype=object)
+        return pd.DataFrame(
+            {
+                "person": cols[0],
+                "spell": cols[1],
+                "acquired_step": cols[2],
+                "channel": cols[3],
+                "churn_step": cols[4],
+                "cause": names[cols[5]],
+                "arpu": cols[6].astype(np.float64),
+            }
+        )

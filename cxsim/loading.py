@@ -8,7 +8,9 @@ for misspelt keys. The command line prints it and exits with status 2.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -54,7 +56,7 @@ def parse_scenario(
     data, lines = _read_yaml(text, filename)
     for key, value in _parse_overrides(overrides):
         _apply_override(data, key, value, filename)
-        lines[_split(key, data)] = 0  # 0 marks "from --set"
+        _mark_override(lines, _split(key, data))
     return validate(data, filename, lines)
 
 
@@ -71,9 +73,20 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
     if not overrides:
         return scenario
     data = scenario.model_dump(mode="json")
-    for key, value in overrides.items():
+    lines: dict[Path_, int] = {}
+    for key, value in _parse_overrides(overrides):
         _apply_override(data, key, value, "<overrides>")
-    return validate(data, "<overrides>", {_split(k, data): 0 for k in overrides})
+        _mark_override(lines, _split(key, data))
+    return validate(data, "<overrides>", lines)
+
+
+def _mark_override(lines: dict[Path_, int], path: Path_) -> None:
+    """Mark ``path`` as set by an override (line 0): it, what lies under it, missing parents."""
+    for known in [p for p in lines if p[: len(path)] == path]:
+        del lines[known]
+    for depth in range(1, len(path)):
+        lines.setdefault(path[:depth], 0)
+    lines[path] = 0
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
@@ -81,12 +94,22 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
 
 def _read_yaml(text: str, filename: str) -> tuple[dict, dict[Path_, int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node, data, lines = _compose_and_construct(text, filename)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ScenarioError(
+            f"{filename}:{line}: not valid YAML: {exc.reason}, found {_char(exc.character)}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"{filename}{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{filename}: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:
+        # A value YAML recognises but Python cannot build, e.g. '!!int abc' or a 5000-digit int.
+        raise ScenarioError(f"{filename}: not valid YAML: a value cannot be read ({exc})") from None
     if node is None:
         raise ScenarioError(
             f"{filename}: the file is empty; expected a mapping of sections such as "
@@ -97,23 +120,54 @@ def _read_yaml(text: str, filename: str) -> tuple[dict, dict[Path_, int]]:
             f"{filename}:{node.start_mark.line + 1}: expected a mapping of sections "
             f"(time, population, strategy, ...), found {_node_kind(node)}"
         )
-    lines: dict[Path_, int] = {}
-    _index_lines(node, (), lines, filename)
-    data = yaml.safe_load(text)
     return data, lines
+
+
+def _char(character: int | bytes | str) -> str:
+    if isinstance(character, int):
+        return f"character U+{character:04X}"
+    return f"byte {character!r}" if isinstance(character, bytes) else repr(character)
+
+
+def _compose_and_construct(
+    text: str, filename: str
+) -> tuple[yaml.Node | None, Any, dict[Path_, int]]:
+    """Parse once with the safe loader: the node tree (for line numbers) and the plain data."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Path_, int] = {}
+        if not isinstance(node, yaml.MappingNode):
+            return node, None, lines
+        _index_lines(node, (), lines, filename, set())
+        return node, loader.construct_document(node), lines
+    finally:
+        loader.dispose()
 
 
 def _node_kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return f"the value {node.value!r}" if isinstance(node, yaml.ScalarNode) else "a mapping"
+    return f"the value {_show(node.value)}" if isinstance(node, yaml.ScalarNode) else "a mapping"
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], filename: str) -> None:
+def _index_lines(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], filename: str, visited: set[int]
+) -> None:
     lines[path] = node.start_mark.line + 1
+    if not isinstance(node, yaml.CollectionNode):
+        return
+    if id(node) in visited:
+        return  # an alias of a section already indexed: no repeated (or endless) descent
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ScenarioError(
+                    f"{filename}:{key_node.start_mark.line + 1}: {_dotted(path)}: "
+                    f"expected a key name, found {_node_kind(key_node)}"
+                )
             key = key_node.value
             if key in seen:
                 raise ScenarioError(
@@ -121,11 +175,11 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], filename
                     f"{_dotted(path + (key,))}: key appears twice"
                 )
             seen.add(key)
-            _index_lines(value_node, path + (key,), lines, filename)
+            _index_lines(value_node, path + (key,), lines, filename, visited)
             lines[path + (key,)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), lines, filename)
+            _index_lines(item, path + (i,), lines, filename, visited)
 
 
 # --- overrides --------------------------------------------------------------------------------
@@ -133,18 +187,37 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], filename
 
 def _parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[str, Any]]:
     if isinstance(overrides, Mapping):
-        return list(overrides.items())
+        pairs = list(overrides.items())
+        for key, _ in pairs:
+            _check_key(key, f"override {key!r}")
+        return pairs
+    if isinstance(overrides, str):
+        overrides = [overrides]  # one "key=value", not a sequence of characters
     pairs = []
     for item in overrides:
+        if not isinstance(item, str):
+            raise ScenarioError(
+                f"--set {item!r}: expected key=value text, e.g. strategy.detection=0.5"
+            )
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ScenarioError(f"--set {item!r}: expected key=value, e.g. strategy.detection=0.5")
+        key = key.strip()
+        _check_key(key, f"--set {item!r}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
             value = raw
-        pairs.append((key.strip(), value))
+        pairs.append((key, value))
     return pairs
+
+
+def _check_key(key: Any, label: str) -> None:
+    if not isinstance(key, str) or not all(part.strip() for part in key.split(".")):
+        raise ScenarioError(
+            f"{label}: expected a dotted field name such as strategy.detection or "
+            "touchpoints.billing.bad"
+        )
 
 
 def _split(key: str, data: Any) -> Path_:
@@ -160,6 +233,28 @@ def _split(key: str, data: Any) -> Path_:
             path.append(part)
             node = node.get(part) if isinstance(node, dict) else None
     return tuple(path)
+
+
+def _default_for(parts: list[str]) -> Any:
+    """Plain-data default of a section an override reaches into but the file leaves out.
+
+    A list section (touchpoints) starts as its default list, so that ``touchpoints.billing.bad``
+    changes the shipped billing touchpoint; any other section starts empty (defaults apply).
+    """
+    model: Any = Scenario
+    field = None
+    for part in parts:
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return {}
+        model = _inner_model(field.annotation)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    if isinstance(default, tuple | list):
+        return [
+            item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+            for item in default
+        ]
+    return {}
 
 
 def _list_index(items: list, part: str) -> int | None:
@@ -186,7 +281,7 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
             node = node[index]
         else:
             if part not in node or node[part] is None:
-                node[part] = {}
+                node[part] = _default_for(parts[: depth + 1])
             node = node[part]
         if not isinstance(node, dict | list):
             raise ScenarioError(
@@ -196,7 +291,11 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
     if isinstance(node, list):
         index = _list_index(node, last)
         if index is None:
-            raise ScenarioError(f"--set {key}: no item {last!r} in the list")
+            names = [str(i.get("name")) for i in node if isinstance(i, dict)]
+            raise ScenarioError(
+                f"--set {key}: no item {last!r} in {'.'.join(parts[:-1])}; "
+                f"expected an index or one of: {', '.join(names)}"
+            )
         node[index] = value
     else:
         node[last] = value
@@ -219,10 +318,21 @@ def _where(filename: str, lines: dict[Path_, int], path: Path_) -> str:
     return f"{filename}:{line}" if line else filename
 
 
+_MAX_MESSAGES = 10
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlevel = 3
+
+
 def _describe(exc: ValidationError, data: Any, filename: str, lines: dict[Path_, int]) -> str:
     messages = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    errors = [(_loc(err), err) for err in exc.errors()]
+    item_failures = {loc[:depth] for loc, _ in errors for depth in range(len(loc))}
+    for loc, err in errors:
+        if err["type"] in ("too_short", "too_long") and loc in item_failures:
+            continue  # pydantic counts failed items as missing; the item errors say why
         path = _dotted(loc)
         where = _where(filename, lines, loc)
         kind = err["type"]
@@ -234,9 +344,32 @@ def _describe(exc: ValidationError, data: Any, filename: str, lines: dict[Path_,
             messages.append(f"{where}: {path}: required field is missing")
         elif kind == "value_error" and not loc:
             messages.append(f"{where}: {_clean(err['msg'])}")
+        elif kind == "value_error":
+            # A check across fields of one section; the message says what it needs and found.
+            messages.append(f"{where}: {path}: {_clean(err['msg'])}")
+        elif kind in ("too_short", "too_long"):
+            ctx = err.get("ctx") or {}
+            bound = (
+                f"at least {ctx.get('min_length')}"
+                if kind == "too_short"
+                else f"at most {ctx.get('max_length')}"
+            )
+            messages.append(
+                f"{where}: {path}: expected {bound} item(s), found {ctx.get('actual_length')}"
+            )
+        elif kind == "invalid_key":
+            parent = _dotted(loc[:-1])
+            messages.append(f"{where}: {parent}: expected key names (text), found key {found}")
         else:
             messages.append(f"{where}: {path}: expected {_expected(err)}, found {found}")
+    if len(messages) > _MAX_MESSAGES:
+        more = len(messages) - _MAX_MESSAGES
+        messages = messages[:_MAX_MESSAGES] + [f"... and {more} more problem(s)"]
     return "\n".join(messages)
+
+
+def _loc(err: dict) -> Path_:
+    return tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
 
 
 def _clean(msg: str) -> str:
@@ -245,14 +378,21 @@ def _clean(msg: str) -> str:
 
 def _found(err: dict, data: Any, loc: Path_) -> str:
     if "input" in err and not isinstance(err["input"], dict):
-        return repr(err["input"])
+        return _show(err["input"])
     node = data
     for p in loc:
         try:
             node = node[p]
         except (KeyError, IndexError, TypeError):
             return "nothing"
-    return "a mapping" if isinstance(node, dict) else repr(node)
+    return "a mapping" if isinstance(node, dict) else _show(node)
+
+
+def _show(value: Any) -> str:
+    """A found value, short enough for a one-line message."""
+    if isinstance(value, date):
+        return f"the date {value.isoformat()} (quote it to use it as text)"
+    return _repr.repr(value)
 
 
 def _expected(err: dict) -> str:

@@ -21,9 +21,7 @@ def edges(spec: Network, n: int, rng: np.random.Generator) -> np.ndarray:
     if spec.kind is NetworkKind.well_mixed or n < 2 or k <= 0:
         return np.empty((0, 2), dtype=np.int64)
     if spec.kind is NetworkKind.erdos_renyi:
-        m = int(round(n * k / 2))
-        pairs = rng.integers(0, n, size=(int(m * 1.05) + 16, 2))
-        return _tidy(pairs, n, limit=m)
+        return _erdos_renyi(n, min(int(round(n * k / 2)), n * (n - 1) // 2), rng)
     if spec.kind is NetworkKind.barabasi_albert:
         return _barabasi_albert(n, max(1, int(round(k / 2))), rng)
     pairs = _ring_lattice(n, max(1, int(round(k / 2))))
@@ -32,6 +30,25 @@ def edges(spec: Network, n: int, rng: np.random.Generator) -> np.ndarray:
         # A rewired edge keeps its first end and gets a new, uniformly chosen other end.
         pairs[rewire, 1] = rng.integers(0, n, size=int(rewire.sum()))
     return _tidy(pairs, n)
+
+
+def _erdos_renyi(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m distinct uniformly random pairs (G(n, m)).
+
+    Random pairs with a 5% margin for self-loops and repeats are enough for sparse networks;
+    when repeats eat the margin (small or dense networks) more pairs are drawn until m are
+    distinct, and a network with more than half of all possible pairs picks them directly.
+    """
+    total = n * (n - 1) // 2
+    if 2 * m > total:
+        u, v = np.triu_indices(n, 1)
+        pick = rng.choice(total, size=m, replace=False)
+        return np.column_stack([u[pick], v[pick]]).astype(np.int64)
+    pairs = _tidy(rng.integers(0, n, size=(int(m * 1.05) + 16, 2)), n)
+    while len(pairs) < m:
+        more = rng.integers(0, n, size=(2 * (m - len(pairs)) + 16, 2))
+        pairs = _tidy(np.concatenate([pairs, more]), n)
+    return pairs[:m]
 
 
 def _ring_lattice(n: int, half: int) -> np.ndarray:

@@ -139,13 +139,18 @@ def referral_chance(promoter_contacts, rate, conversion):
 
 
 def warning_factor(detractor_contacts, rate, impact):
-    """Factor on a prospect's conversion chance from detractors it knows (negative word of mouth)."""
+    """Factor on a prospect's conversion chance from the detractors it knows (warnings)."""
     return (1.0 - rate * impact) ** detractor_contacts
 
 
 def review_factor(score, neutral, weight):
     """Factor on a review reader's conversion chance: 1 + weight (score - neutral), at least 0."""
     return np.maximum(1.0 + weight * (score - neutral), 0.0)
+
+
+def damped(chance, factor):
+    """A conversion chance scaled by word-of-mouth and review factors, capped at 1."""
+    return np.minimum(chance * factor, 1.0)
 
 
 def adoption_chance(ad, referral):

@@ -112,8 +112,8 @@ def _default_touchpoints() -> tuple[Touchpoint, ...]:
         ("website", "marketing", ("prospect", "onboarding", "active"), 0.3, 0.15, 0.010, 0.0),
         ("sales", "sales", ("prospect",), 0.05, 0.30, 0.050, 0.0),
         ("onboarding", "customer_success", ("onboarding",), 1.0, 0.30, 0.010, 0.010),
-        ("product", "product", ("onboarding", "active"), 1.0, 0.08, 0.001, 0.0020),
-        ("delivery", "fulfilment", ("active",), 0.2, 0.10, 0.005, 0.0020),
+        ("product", "product", ("onboarding", "active"), 1.0, 0.08, 0.001, 0.0030),
+        ("delivery", "fulfilment", ("active",), 0.2, 0.10, 0.008, 0.0020),
         ("billing", "finance", ("active",), 0.25, 0.02, 0.002, 0.0010),
         ("email", "marketing", ("active",), 0.5, 0.05, 0.001, 0.0),
         ("social_media", "marketing", ("active",), 0.1, 0.10, 0.005, 0.0),
@@ -132,6 +132,13 @@ class Satisfaction(Section):
     relaxation: float = _share(0.1, "Share of the gap to resting satisfaction closed per step")
     gain: float = _share(0.04, "Share of the room above closed by one good experience")
     loss: float = _share(0.12, "Share of satisfaction lost to one bad experience")
+
+    @model_validator(mode="after")
+    def _feasible(self) -> Satisfaction:
+        if 0 < self.mean < 1 and self.sd**2 >= self.mean * (1 - self.mean):
+            limit = (self.mean * (1 - self.mean)) ** 0.5
+            raise ValueError(f"sd must be below {limit:.3f} for mean {self.mean:g}")
+        return self
 
 
 class Survey(Section):
@@ -224,7 +231,7 @@ class Behaviour(Section):
     onboarding_steps: int = Field(4, ge=0, description="Steps a new customer stays onboarding")
     problem_fade: float = _share(0.3, "Chance per step an open problem goes away without support")
     ad_conversion: float = _share(
-        0.002, "Chance per step an advertising-reached prospect buys (Bass p)"
+        0.002, "Chance per step a prospect buys because of advertising (Bass p)"
     )
     referral: Referral = Field(default_factory=Referral)
     negative_word_of_mouth: NegativeWordOfMouth = Field(default_factory=NegativeWordOfMouth)
@@ -307,7 +314,9 @@ class Scenario(Section):
     time: Time = Field(default_factory=Time)
     population: Population = Field(default_factory=Population)
     network: Network = Field(default_factory=Network)
-    touchpoints: tuple[Touchpoint, ...] = Field(default_factory=_default_touchpoints)
+    touchpoints: tuple[Touchpoint, ...] = Field(
+        default_factory=_default_touchpoints, min_length=1, max_length=100
+    )
     behaviour: Behaviour = Field(default_factory=Behaviour)
     strategy: Strategy = Field(default_factory=Strategy)
     economics: Economics = Field(default_factory=Economics)

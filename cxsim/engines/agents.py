@@ -28,7 +28,7 @@ class Experiences:
     good: int = 0
     bad: int = 0
     last_bad: int = -1  # touchpoint index of the most recent bad experience
-    interacted: bool = False
+    contacted: bool = False  # called support about a problem
 
 
 class Person(CellAgent):
@@ -109,15 +109,13 @@ class Person(CellAgent):
         """Step 1: each touchpoint of the stage is visited and felt as good, neutral or bad."""
         seen = Experiences()
         rand = self.random.random
-        for j, visit, bad, bad_or_good in self.model.visits[self.stage]:
+        for j, bad, bad_or_good in self.model.visits[self.stage]:
             u = rand()
-            if u < visit:
-                seen.interacted = True
-                if u < bad:
-                    seen.bad += 1
-                    seen.last_bad = j
-                elif u < bad_or_good:
-                    seen.good += 1
+            if u < bad:
+                seen.bad += 1
+                seen.last_bad = j
+            elif u < bad_or_good:
+                seen.good += 1
         tally = self.model.tally
         tally.experiences_good += seen.good
         tally.experiences_bad += seen.bad
@@ -149,7 +147,7 @@ class Person(CellAgent):
         tally.experiences_bad += 1
         self.problem = where
         if rand() < strategy.support_contact:
-            seen.interacted = True
+            seen.contacted = True
             tally.problems_contacted += 1
             if rand() < strategy.first_contact_resolution:
                 tally.problems_resolved += 1
@@ -162,7 +160,6 @@ class Person(CellAgent):
         """Step 3: a personal proactive contact is a good experience."""
         if self.random.random() < self.model.spec.strategy.outreach:
             seen.good += 1
-            seen.interacted = True
             self.model.tally.outreach_contacts += 1
             self.model.tally.experiences_good += 1
 
@@ -174,7 +171,7 @@ class Person(CellAgent):
         self.satisfaction = rules.update_satisfaction(
             self.satisfaction, self.resting, seen.good, seen.bad, s.relaxation, s.gain, s.loss
         )
-        if seen.interacted:
+        if seen.good or seen.bad or seen.contacted:  # surveyed after a memorable interaction
             self.model.tally.csat_respondents += 1
             self.model.tally.csat_satisfied += self.satisfaction >= rules.CSAT_SATISFIED
         return count_before
@@ -286,15 +283,7 @@ class AgentsModel(CustomerModel):
         self.wom = spec.behaviour.negative_word_of_mouth
         self.elasticity = spec.behaviour.baseline_churn.satisfaction_elasticity
         self.grid = compat.network_space(network.graph(self.edges, self.n), self.random)
-        # Per stage: (touchpoint, P(visit), P(bad), P(bad or good)) for the visit draw.
-        self.visits = {
-            stage: [
-                (j, k.visit[stage, j], k.bad[stage, j], k.bad[stage, j] + k.good[stage, j])
-                for j in range(len(spec.touchpoints))
-                if k.visit[stage, j] > 0
-            ]
-            for stage in Stage
-        }
+        self.visits = {stage: k.visit_draws(stage) for stage in Stage}
         self.closed_spells: list[tuple] = []
         self.tally = Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
         self.people = Person.create_agents(self, self.n, index=list(range(self.n)), traits=traits)

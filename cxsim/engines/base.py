@@ -103,6 +103,16 @@ class Constants:
     b: float
     step_discount: float
 
+    def visit_draws(self, stage: int) -> list[tuple[int, float, float]]:
+        """(touchpoint, P(bad visit), P(bad or good visit)) for each touchpoint a person in
+        ``stage`` can feel: one uniform u per visit, bad if u < the first, good if below the
+        second. Touchpoints that cannot be good or bad need no draw."""
+        return [
+            (j, float(self.bad[stage, j]), float(self.bad[stage, j] + self.good[stage, j]))
+            for j in range(self.bad.shape[1])
+            if self.bad[stage, j] + self.good[stage, j] > 0
+        ]
+
     @classmethod
     def from_scenario(cls, spec: Scenario) -> Constants:
         T = len(spec.touchpoints)
@@ -125,6 +135,7 @@ class Constants:
         total = 1.0 - np.prod(1.0 - problem, axis=1)
         sums = problem.sum(axis=1, keepdims=True)
         cumulative = np.cumsum(problem, axis=1) / np.where(sums > 0, sums, 1.0)
+        cumulative[cumulative > 1.0 - 1e-9] = 1.0  # no rounding gap above the last touchpoint
         a, b = spec.walk_away_curve
         return cls(
             visit=visit,

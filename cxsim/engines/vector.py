@@ -55,16 +55,7 @@ class VectorModel(CustomerModel):
         self._closed: list[tuple[np.ndarray, ...]] = []
         k = self.k
         self.visits = {
-            stage: [
-                (
-                    j,
-                    _F(k.visit[stage, j]),
-                    _F(k.bad[stage, j]),
-                    _F(k.bad[stage, j] + k.good[stage, j]),
-                )
-                for j in range(len(self.spec.touchpoints))
-                if k.visit[stage, j] > 0
-            ]
+            stage: [(j, _F(bad), _F(bad_or_good)) for j, bad, bad_or_good in k.visit_draws(stage)]
             for stage in Stage
         }
 
@@ -103,24 +94,19 @@ class VectorModel(CustomerModel):
         return counts[prospects, 0], counts[prospects, 1]
 
     def _experiences(self, people: np.ndarray, stage: int):
-        """Step 1 for one stage group: (good, bad, last bad touchpoint, interacted) per person."""
+        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person."""
         m = len(people)
         hits = np.zeros(m, np.int8)  # good or bad visits
         bad = np.zeros(m, np.int8)
         last_bad = np.full(m, -1, np.int8)
-        interacted = np.zeros(m, bool)
-        for j, visit, p_bad, p_bad_or_good in self.visits[stage]:
+        for j, p_bad, p_bad_or_good in self.visits[stage]:
             u = self.rng.random(m, dtype=_F)
             is_bad = u < p_bad
             if is_bad.any():
                 bad += is_bad
                 last_bad[is_bad] = j
             hits += u < p_bad_or_good
-            if visit >= 1:
-                interacted[:] = True
-            else:
-                interacted |= u < visit
-        return hits - bad, bad, last_bad, interacted
+        return hits - bad, bad, last_bad
 
     def _customers_step(self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally) -> None:
         spec, k, rng = self.spec, self.k, self.rng
@@ -129,7 +115,7 @@ class VectorModel(CustomerModel):
             self._experiences(people[:n_onboarding], Stage.ONBOARDING),
             self._experiences(people[n_onboarding:], Stage.ACTIVE),
         ]
-        good, bad, last_bad, interacted = (np.concatenate(x) for x in zip(*parts, strict=True))
+        good, bad, last_bad = (np.concatenate(x) for x in zip(*parts, strict=True))
         m = len(people)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
@@ -165,7 +151,6 @@ class VectorModel(CustomerModel):
         last_bad[hurt] = problem[hurt]
         tally.experiences_bad += len(hurt)
         contacted = hurt[rng.random(len(hurt)) < strategy.support_contact]
-        interacted[contacted] = True
         resolved = contacted[rng.random(len(contacted)) < strategy.first_contact_resolution]
         problem[resolved] = -1
         recovered = resolved[rng.random(len(resolved)) < strategy.recovery_delight]
@@ -177,7 +162,6 @@ class VectorModel(CustomerModel):
         # Step 3: proactive outreach.
         reached = chosen(rng, m, strategy.outreach)
         good[reached] += 1
-        interacted[reached] = True
         tally.outreach_contacts += len(reached)
         tally.experiences_good += len(reached)
 
@@ -188,8 +172,10 @@ class VectorModel(CustomerModel):
         s = rules.update_satisfaction(
             self.satisfaction[people], resting, good, bad, sat.relaxation, sat.gain, sat.loss
         ).astype(_F)
-        tally.csat_respondents += int(interacted.sum())
-        tally.csat_satisfied += int(np.count_nonzero(s[interacted] >= rules.CSAT_SATISFIED))
+        surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
+        surveyed[contacted] = True
+        tally.csat_respondents += int(surveyed.sum())
+        tally.csat_satisfied += int(np.count_nonzero(s[surveyed] >= rules.CSAT_SATISFIED))
 
         # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
         walk = np.zeros(m, _F)
@@ -255,7 +241,7 @@ class VectorModel(CustomerModel):
     ) -> None:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral."""
         b = self.spec.behaviour
-        good, bad, _, _ = self._experiences(people, Stage.PROSPECT)
+        good, bad, _ = self._experiences(people, Stage.PROSPECT)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
         m = len(people)
@@ -276,8 +262,8 @@ class VectorModel(CustomerModel):
             referral[referred] = rules.referral_chance(
                 promoter_contacts[referred], q.rate, q.conversion
             )
-        referral *= factor
-        ad = b.ad_conversion * factor
+        referral = rules.damped(referral, factor)
+        ad = rules.damped(b.ad_conversion, factor)
         u = self.rng.random(m, dtype=_F)
         open_to_buy = bad == 0  # a bad first impression loses the sale this step
         by_referral = open_to_buy & (u < referral)

@@ -1,0 +1,191 @@
+"""The ``cxsim`` command line: run, calibrate, validate, schema.
+
+User mistakes (a bad scenario value, a missing file) print one clear message and exit with
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
+from cxsim.engines import ENGINES
+from cxsim.loading import ScenarioError, apply_overrides, load_scenario
+from cxsim.scenario import Scenario
+
+
+class UsageError(Exception):
+    """A command-line mistake; printed as it is, exit status 2."""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, found {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cxsim",
+        description="Agent-based model of customer churn: reactive service vs proactive CX.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="simulate one or more scenarios and write a results folder")
+    run.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
+    run.add_argument("--replications", "-r", type=_positive, help="runs per scenario")
+    run.add_argument("--seed", type=_seed, help="root seed (default: the first scenario's)")
+    run.add_argument("--engine", choices=sorted(ENGINES), default="vector")
+    run.add_argument("--out", default="results", help="parent folder of the new results folder")
+    run.add_argument("--workers", type=_positive, help="processes (default: all cores)")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario field, e.g. --set strategy.detection=0.5 (repeatable)",
+    )  # fmt: skip
+
+    cal = sub.add_parser("calibrate", help="fit the walk-away curve to a scenario's survey")
+    cal.add_argument("scenario", metavar="SCENARIO")
+    cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    val = sub.add_parser("validate", help="check scenario files without running them")
+    val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+
+    sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ScenarioError, UsageError) as exc:
+        print(f"cxsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cxsim: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cxsim.experiment import run_experiment
+    from cxsim.results import write_experiment
+
+    specs = [load_scenario(path, args.overrides) for path in args.scenarios]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise UsageError(
+            f"scenarios to compare need different 'name' fields, found {names}; "
+            "set one with --set name=..."
+        )
+    first = specs[0].run
+    replications = args.replications or first.replications
+    seed = first.seed if args.seed is None else args.seed
+    specs = [apply_overrides(s, {"run.seed": seed, "run.replications": replications})
+             for s in specs]  # fmt: skip
+    started = time.perf_counter()
+    experiment = run_experiment(specs, replications, seed, args.engine, args.workers)
+    wall = time.perf_counter() - started
+    out = write_experiment(experiment, Path(args.out), args.scenarios, wall)
+    _print_figures(experiment)
+    print(f"\n{replications} replication(s) x {len(specs)} scenario(s), engine {args.engine}, "
+          f"{wall:.1f} s. Results: {out}")  # fmt: skip
+    return 0
+
+
+HEADLINE = [
+    ("annual_churn", "annual churn", "{:.1%}"),
+    ("nps", "NPS (last year)", "{:+.1f}"),
+    ("csat", "CSAT % (last year)", "{:.1f}"),
+    ("final_customers", "customers at end", "{:,.0f}"),
+    ("revenue", "revenue", "{:,.0f}"),
+    ("profit", "profit", "{:,.0f}"),
+    ("lost_revenue_experience_horizon", "revenue lost to poor experiences", "{:,.0f}"),
+]
+
+
+def _print_figures(experiment) -> None:
+    figures = experiment.figures().set_index(["scenario", "figure"])
+    diffs = experiment.differences()
+    diffs = diffs.set_index(["scenario", "figure"]) if len(diffs) else None
+    currency = experiment.scenarios[0].economics.currency
+    print(f"Mean over replications [95% CI]; money in {currency} for the represented base.")
+    for spec in experiment.scenarios:
+        print(f"\n{spec.name}")
+        for key, text, fmt in HEADLINE:
+            m, lo, hi = figures.loc[(spec.name, key), ["mean", "low", "high"]]
+            print(f"  {text:<34} {fmt.format(m):>16}  [{fmt.format(lo)}, {fmt.format(hi)}]")
+    if diffs is not None:
+        for label in dict.fromkeys(diffs.index.get_level_values(0)):
+            print(f"\n{label} (paired, same seeds)")
+            for key, text, fmt in HEADLINE:
+                m, lo, hi = diffs.loc[(label, key), ["mean", "low", "high"]]
+                print(f"  {text:<34} {fmt.format(m):>16}  [{fmt.format(lo)}, {fmt.format(hi)}]")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    spec = load_scenario(args.scenario, args.overrides)
+    w = spec.behaviour.walk_away
+    fit = fit_walk_away(w.survey.after_one, w.survey.after_several, w.survey.several,
+                        w.tolerance_sd)  # fmt: skip
+    n = w.survey.several
+    print(f"Survey in {args.scenario}: {w.survey.after_one:.1%} walk away after one bad "
+          f"experience, {w.survey.after_several:.1%} after {n}.")  # fmt: skip
+    print(f"Individual tolerance: Normal(0, {w.tolerance_sd:g}) on the log-odds scale.\n")
+    print("Fitted walk-away curve  p(k) = sigmoid(a + b (k - 1) - tolerance):")
+    print(f"  a = {fit.a:.4f}\n  b = {fit.b:.4f}\n")
+    mc = simulate_left_by(fit.a, fit.b, w.tolerance_sd, n, 200_000, np.random.default_rng(0))
+    print(f"{'k':>3} {'p(k), average person':>22} {'left by k (exact)':>19} "
+          f"{'left by k (simulated)':>22}")  # fmt: skip
+    for k in range(1, n + 1):
+        print(f"{k:>3} {fit.per_event(k):>22.3f} {left_by(fit.a, fit.b, w.tolerance_sd, k):>19.3f}"
+              f" {mc[k - 1]:>22.3f}")  # fmt: skip
+    print(f"\nCheck: left by 1 = {fit.left_by(1):.4f} (target {w.survey.after_one}), "
+          f"left by {n} = {fit.left_by(n):.4f} (target {w.survey.after_several}).")  # fmt: skip
+    if w.a is not None:
+        print(f"Note: the scenario fixes a = {w.a}, b = {w.b}; the run uses those, not this fit.")
+    print("\nTo fix the curve in a scenario:\nbehaviour:\n  walk_away:\n"
+          f"    a: {fit.a:.4f}\n    b: {fit.b:.4f}")  # fmt: skip
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    for path in args.scenarios:
+        spec = load_scenario(path)
+        a, b = spec.walk_away_curve
+        print(f"{path}: ok — '{spec.name}', {spec.population.size:,} people, "
+              f"{spec.time.horizon} {spec.time.step}s, {len(spec.touchpoints)} touchpoints, "
+              f"strategy '{spec.strategy.name}'")  # fmt: skip
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    schema = Scenario.model_json_schema()
+    schema["title"] = "cxsim scenario"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+COMMANDS = {"run": _run, "calibrate": _calibrate, "validate": _validate, "schema": _schema}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Replications: independent seeds from one root, run locally on a process pool.
+
+Every scenario in an experiment gets the same replication seeds (common random numbers), so
+differences between strategies are paired. Results do not depend on how many workers ran them:
+each replication's seed is fixed by the root seed and its index, and results are put back in
+replication order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from cxsim.engines import ENGINES
+from cxsim.metrics import run_summary, summarise
+from cxsim.scenario import Scenario
+
+
+def replication_seeds(root: int, replications: int) -> list[int]:
+    """One 63-bit seed per replication, spawned from the root seed."""
+    children = np.random.SeedSequence(root).spawn(replications)
+    return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+@dataclass
+class RunResult:
+    """One replication of one scenario: per-step metrics, summary, per-customer table."""
+
+    steps: pd.DataFrame
+    summary: dict[str, float]
+    customers: pd.DataFrame
+
+
+def run_once(spec: Scenario, seed: int, engine: str = "vector") -> RunResult:
+    """Build the model with ``seed``, run it to the horizon, and collect its tables."""
+    model = ENGINES[engine](spec, rng=seed).run()
+    steps = model.metrics_frame()
+    return RunResult(steps, run_summary(steps, spec), model.customer_table())
+
+
+def _task(args: tuple[Scenario, int, str]) -> RunResult:
+    return run_once(*args)
+
+
+@dataclass
+class Experiment:
+    """All replications of one or more scenarios, as tidy tables."""
+
+    scenarios: list[Scenario]
+    seeds: list[int]
+    engine: str
+    steps: pd.DataFrame  # scenario, replication, seed, step, metrics...
+    summaries: pd.DataFrame  # scenario, replication, seed, figures...
+    customers: pd.DataFrame  # scenario, replication, per-customer columns
+
+    def figures(self) -> pd.DataFrame:
+        """Mean and 95% CI of each summary figure per scenario."""
+        return summarise(self.summaries.drop(columns=["seed"]))
+
+    def differences(self) -> pd.DataFrame:
+        """Paired differences of every scenario against the first (same seeds), with 95% CIs."""
+        names = [s.name for s in self.scenarios]
+        if len(names) < 2:
+            return pd.DataFrame()
+        wide = self.summaries.set_index(["scenario", "replication"]).drop(columns=["seed"])
+        base = wide.loc[names[0]]
+        frames = []
+        for name in names[1:]:
+            diff = (wide.loc[name] - base).reset_index()
+            diff.insert(0, "scenario", f"{name} - {names[0]}")
+            frames.append(diff)
+        return summarise(pd.concat(frames, ignore_index=True))
+
+
+def run_experiment(
+    scenarios: list[Scenario],
+    replications: int,
+    seed: int,
+    engine: str = "vector",
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> Experiment:
+    """Run every scenario ``replications`` times with the same seeds, on ``workers`` processes."""
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        raise ValueError(f"scenario names must differ to be compared, found {names}")
+    seeds = replication_seeds(seed, replications)
+    tasks = [(spec, s, engine) for spec in scenarios for s in seeds]
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
+    if workers <= 1:
+        results = []
+        for t in tasks:
+            results.append(_task(t))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = []
+            for r in pool.map(_task, tasks):
+                results.append(r)
+                bar.update()
+    bar.close()
+    steps, summaries, customers = [], [], []
+    for (spec, s, _), result in zip(tasks, results, strict=True):
+        tags = {"scenario": spec.name, "replication": seeds.index(s), "seed": s}
+        steps.append(result.steps.assign(**tags))
+        summaries.append({**tags, **result.summary})
+        customers.append(
+            result.customers.assign(scenario=spec.name, replication=tags["replication"])
+        )
+    steps_frame = pd.concat(steps, ignore_index=True)
+    front = ["scenario", "replication", "seed", "step"]
+    steps_frame = steps_frame[front + [c for c in steps_frame.columns if c not in front]]
+    return Experiment(
+        scenarios=scenarios,
+        seeds=seeds,
+        engine=engine,
+        steps=steps_frame,
+        summaries=pd.DataFrame(summaries),
+        customers=pd.concat(customers, ignore_index=True),
+    )

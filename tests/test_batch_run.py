@@ -1,0 +1,47 @@
+"""Both engines are plain Mesa models: mesa.batch_run sweeps dotted scenario keys."""
+
+from __future__ import annotations
+
+import mesa
+import pandas as pd
+import pytest
+
+from cxsim.engines import AgentsModel, VectorModel
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize("model_class", [VectorModel, AgentsModel])
+def test_batch_run_sweeps_dotted_scenario_keys(model_class):
+    rows = mesa.batch_run(
+        model_class,
+        parameters={
+            "scenario": str(ROOT / "scenarios/reactive.yaml"),
+            "population.customers": 50,
+            "population.prospects": 100,
+            "time.horizon": 8,
+            "strategy.detection": [0.0, 0.9],
+            "rng": [1, 2],
+        },
+        iterations=1,
+        max_steps=100,
+        number_processes=1,
+        data_collection_period=1,
+        display_progress=False,
+    )
+    frame = pd.DataFrame(rows)
+    assert set(frame["strategy.detection"]) == {0.0, 0.9}
+    assert frame.groupby(["strategy.detection", "rng"]).ngroups == 4
+    # The model stops itself at its horizon (8 steps, not max_steps); batch_run reports the
+    # DataCollector rows 0..steps-1 (row 0 is the initial state).
+    assert frame["Step"].max() == 7
+    assert {"customers", "churn_rate", "nps", "revenue"} <= set(frame.columns)
+    detected = frame.groupby("strategy.detection")["problems_detected"].sum()
+    assert detected[0.0] == 0
+
+
+def test_batch_run_model_reads_the_overrides():
+    model = VectorModel(str(ROOT / "scenarios/proactive.yaml"), rng=3,
+                        **{"strategy.outreach": 0.25, "touchpoints.billing.bad": 0.2})  # fmt: skip
+    assert model.spec.strategy.outreach == 0.25
+    assert model.spec.touchpoints[model.spec.touchpoint_names.index("billing")].bad == 0.2

@@ -1,0 +1,167 @@
+"""The command line end to end, on small populations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cxsim.cli import main
+from cxsim.experiment import run_once
+from cxsim.loading import validate
+
+from .conftest import ROOT
+
+SMALL = ["--set", "population.customers=60", "--set", "population.prospects=140",
+         "--set", "time.horizon=12"]  # fmt: skip
+
+
+def _cxsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cxsim.cli", *args], capture_output=True, text=True, cwd=cwd,
+        timeout=300,
+    )  # fmt: skip
+
+
+def _only_folder(parent: Path) -> Path:
+    (folder,) = [p for p in parent.iterdir() if p.is_dir()]
+    return folder
+
+
+def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path, capsys):
+    code = main(["run", str(ROOT / "scenarios/reactive.yaml"), str(ROOT / "scenarios/proactive.yaml"),
+                 "-r", "3", "--workers", "1", "--out", str(tmp_path), *SMALL])  # fmt: skip
+    assert code == 0
+    out = _only_folder(tmp_path)
+    for name in ["steps.csv", "summary.csv", "figures.csv", "differences.csv", "customers.csv.gz",
+                 "manifest.json", "customers.png", "churn_by_cause.png", "nps_csat.png",
+                 "revenue_costs.png"]:  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    steps = pd.read_csv(out / "steps.csv")
+    assert set(steps["scenario"]) == {"reactive", "proactive"}
+    assert len(steps) == 2 * 3 * 13
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6 and {"annual_churn", "nps", "csat"} <= set(summary.columns)
+    # Common random numbers: both scenarios ran on the same seeds.
+    seeds = summary.groupby("scenario")["seed"].apply(list)
+    assert seeds["reactive"] == seeds["proactive"]
+    printed = capsys.readouterr().out
+    assert "proactive - reactive (paired, same seeds)" in printed and "annual churn" in printed
+
+
+def test_a_run_never_overwrites_an_earlier_one(tmp_path):
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--out", str(tmp_path), *SMALL]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_a_run_is_reproducible_from_its_manifest(tmp_path):
+    assert main(["run", str(ROOT / "scenarios/proactive.yaml"), "-r", "2", "--seed", "11",
+                 "--out", str(tmp_path), *SMALL]) == 0  # fmt: skip
+    out = _only_folder(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["root_seed"] == 11 and len(manifest["seeds"]) == 2
+    assert manifest["versions"]["mesa"] and manifest["wall_seconds"] > 0
+    spec = validate(manifest["scenarios"][0]["scenario"])
+    steps = pd.read_csv(out / "steps.csv")
+    for replication, seed in enumerate(manifest["seeds"]):
+        again = run_once(spec, seed, manifest["engine"]).steps
+        saved = steps[steps["replication"] == replication].reset_index(drop=True)
+        for col in again.columns:
+            assert np.allclose(saved[col], again[col], rtol=1e-12, equal_nan=True), col
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    base = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "3", *SMALL]
+    assert main([*base, "--workers", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main([*base, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    one = pd.read_csv(_only_folder(tmp_path / "one") / "steps.csv")
+    two = pd.read_csv(_only_folder(tmp_path / "two") / "steps.csv")
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_agents_engine_runs_from_the_command_line(tmp_path):
+    assert main(["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--engine", "agents",
+                 "--out", str(tmp_path), *SMALL]) == 0  # fmt: skip
+    manifest = json.loads((_only_folder(tmp_path) / "manifest.json").read_text())
+    assert manifest["engine"] == "agents"
+
+
+def test_misspelt_key_gives_one_line_naming_it_and_exit_status_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstrategy:\n  detecton: 0.5\n")
+    done = _cxsim("run", str(bad))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{bad}:3" in lines[0] and "strategy.detecton" in lines[0]
+    assert "did you mean 'detection'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("strategy:\n  detection: 1.5\n", ["strategy.detection", "<= 1", "1.5", ":2"]),
+        ("population:\n  customers: many\n", ["population.customers", "whole number", "many"]),
+        ("", ["empty"]),
+        ("a: [1, 2\n", ["not valid YAML"]),
+        ("network:\n  kind: hexagonal\n", ["network.kind", "watts_strogatz", "hexagonal"]),
+    ],
+)
+def test_bad_values_are_reported_without_a_traceback(tmp_path, content, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    done = _cxsim("validate", str(bad))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    for text in expected:
+        assert text in done.stderr
+
+
+def test_missing_file_and_bad_override_exit_2(tmp_path):
+    done = _cxsim("run", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2 and "no such file" in done.stderr
+    done = _cxsim("run", str(ROOT / "scenarios/reactive.yaml"), "--set", "strategy.detection=2")
+    assert done.returncode == 2 and "(from --set)" in done.stderr
+    done = _cxsim("run", str(ROOT / "scenarios/reactive.yaml"), "--replications", "0")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_validate_and_schema(tmp_path):
+    done = _cxsim("validate", str(ROOT / "scenarios/reactive.yaml"))
+    assert done.returncode == 0 and "ok" in done.stdout
+    schema = json.loads(_cxsim("schema").stdout)
+    assert "strategy" in schema["properties"]
+    strategy = schema["$defs"]["Strategy"]["properties"]
+    assert "share 0-1" in strategy["detection"]["description"]
+
+
+def test_calibrate_fits_the_survey_in_a_scenario(tmp_path):
+    done = _cxsim("calibrate", str(ROOT / "scenarios/reactive.yaml"),
+                  "--set", "behaviour.walk_away.tolerance_sd=0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "a = -1.5856" in done.stdout and "b = 0.4703" in done.stdout
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump({"behaviour": {"walk_away": {
+        "survey": {"after_one": 0.25, "after_several": 0.7, "several": 4}}}}))  # fmt: skip
+    done = _cxsim("calibrate", str(own))
+    assert done.returncode == 0
+    assert "left by 1 = 0.2500" in done.stdout and "left by 4 = 0.7000" in done.stdout
+
+
+def test_shipped_scenarios_differ_only_in_their_strategy():
+    from cxsim.loading import load_scenario
+
+    reactive = load_scenario(ROOT / "scenarios/reactive.yaml")
+    proactive = load_scenario(ROOT / "scenarios/proactive.yaml")
+    for section in ["time", "population", "network", "touchpoints", "behaviour", "economics", "run"]:
+        assert getattr(reactive, section) == getattr(proactive, section), section
+    assert reactive.strategy != proactive.strategy

@@ -97,11 +97,11 @@ def _tidy(pairs: np.ndarray, n: int, limit: int | None = None) -> np.ndarray:
 
 
 def adjacency(edge_list: np.ndarray, n: int) -> sparse.csr_matrix:
-    """Symmetric n x n CSR adjacency (float32 ones) for neighbour sums as a product."""
+    """Symmetric n x n CSR adjacency (int32 ones) for neighbour counts as a product."""
     u, v = edge_list[:, 0], edge_list[:, 1]
     rows = np.concatenate([u, v]).astype(np.int32)
     cols = np.concatenate([v, u]).astype(np.int32)
-    data = np.ones(len(rows), dtype=np.float32)
+    data = np.ones(len(rows), dtype=np.int32)
     return sparse.csr_matrix((data, (rows, cols)), shape=(n, n))
 
 

@@ -21,7 +21,7 @@ def run(spec: Scenario, engine: str, seed: int = 1):
     return ENGINES[engine](spec, rng=seed).run()
 
 
-# --- reproducibility ----------------------------------------------------------------------------
+# --- reproducibility
 
 
 def test_same_seed_gives_identical_results_and_different_seeds_differ(engine):
@@ -36,7 +36,7 @@ def test_same_seed_gives_identical_results_and_different_seeds_differ(engine):
     assert not a.equals(c)
 
 
-# --- conservation and accounting ------------------------------------------------------------------
+# --- conservation and accounting
 
 
 @pytest.mark.parametrize("kind", list(NetworkKind))
@@ -83,7 +83,7 @@ def test_costs_follow_the_economics_section(engine):
     assert np.allclose(frame["profit"], frame["revenue"] - frame["costs"])
 
 
-# --- nobody leaves without a reason -------------------------------------------------------------
+# --- nobody leaves without a reason
 
 
 def test_without_problems_bad_experiences_or_baseline_churn_nobody_churns(engine):
@@ -94,7 +94,7 @@ def test_without_problems_bad_experiences_or_baseline_churn_nobody_churns(engine
     assert frame["customers"].is_monotonic_increasing
 
 
-# --- Bass diffusion -------------------------------------------------------------------------------
+# --- Bass diffusion
 
 
 def test_adoption_by_advertising_alone_follows_one_minus_one_minus_p_to_the_t(engine):
@@ -121,7 +121,7 @@ def test_adoption_by_advertising_alone_follows_one_minus_one_minus_p_to_the_t(en
     assert frame["new_customers_referral"].sum() == 0
 
 
-# --- survival under baseline churn alone ----------------------------------------------------------
+# --- survival under baseline churn alone
 
 
 def test_without_experiences_survival_is_the_beta_geometric_mixture(engine):
@@ -147,7 +147,7 @@ def test_without_experiences_survival_is_the_beta_geometric_mixture(engine):
     assert frame["churn"].sum() == frame["churn_by_baseline"].sum()
 
 
-# --- the walk-away curve inside the model ---------------------------------------------------------
+# --- the walk-away curve inside the model --------------------------------------------------------
 
 
 @pytest.mark.parametrize(("bad_visits", "target"), [(1, 0.17), (3, 0.59)])
@@ -169,7 +169,7 @@ def test_in_the_model_17_percent_leave_after_one_bad_experience_and_59_after_thr
     assert frame["churn_by_baseline"].sum() == 0
 
 
-# --- levers are monotone in expectation ------------------------------------------------------------
+# --- levers are monotone in expectation
 
 
 def _mean_annual_churn(spec: Scenario, seeds: list[int]) -> float:
@@ -229,7 +229,7 @@ def test_proactive_beats_reactive_on_churn_and_nps_from_the_mechanisms():
     assert figures["proactive"][1] > figures["reactive"][1]
 
 
-# --- rules ----------------------------------------------------------------------------------------
+# --- rules
 
 
 def test_rules_work_on_floats_and_arrays_alike():

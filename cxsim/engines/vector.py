@@ -10,6 +10,8 @@ same distribution as one coin per person and needs far fewer random numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +20,17 @@ from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 _F = np.float32
+
+
+@dataclass
+class Stayed:
+    """What the customers' part of a step leaves behind, for the end-of-step stocks."""
+
+    satisfaction: np.ndarray  # of the customers who stayed
+    left_onboarding: int
+    left_active: int
+    settled: int  # onboarding customers who became active
+    problems_open: int
 
 
 def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
@@ -52,6 +65,15 @@ class VectorModel(CustomerModel):
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         self.adjacency = None if self.well_mixed else network.adjacency(self.edges, n)
+        degree = np.diff(self.adjacency.indptr) if self.adjacency is not None else np.zeros(1)
+        self._packed = int(degree.max(initial=0)) < 2**15  # both counts fit in one int32
+        # Chances by number of promoter / detractor contacts, looked up instead of recomputed.
+        contacts = np.arange(int(degree.max(initial=0)) + 1)
+        w, q = self.spec.behaviour.negative_word_of_mouth, self.spec.behaviour.referral
+        self._warning_by_contacts = rules.warning_factor(contacts, w.rate, w.impact).astype(_F)
+        self._referral_by_contacts = rules.referral_chance(contacts, q.rate, q.conversion).astype(
+            _F
+        )
         self._closed: list[tuple[np.ndarray, ...]] = []
         k = self.k
         self.visits = {
@@ -68,12 +90,33 @@ class VectorModel(CustomerModel):
         promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups)
         customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
         onboarding_count = len(groups[Stage.ONBOARDING])
-        self._customers_step(t, customers, onboarding_count, tally)
-        self._prospects_step(
+        stayed = self._customers_step(t, customers, onboarding_count, tally)
+        joiners = self._prospects_step(
             t, groups[Stage.PROSPECT], promoter_contacts, detractor_contacts, tally
         )
         self._return_step(t, groups[Stage.CHURNED], tally)
+        self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
+
+    def _stocks_after(self, groups, stayed: Stayed, joiners: np.ndarray, tally: Tally) -> Census:
+        """End-of-step stocks from the step's own arrays, without a pass over everyone."""
+        joined = len(joiners)
+        to_onboarding = joined if self.spec.behaviour.onboarding_steps else 0
+        left = stayed.left_onboarding + stayed.left_active
+        s = np.concatenate([stayed.satisfaction, self.resting[joiners]])
+        ltr = rules.likelihood_to_recommend(s)
+        return Census(
+            prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
+            onboarding=len(groups[Stage.ONBOARDING]) - stayed.left_onboarding - stayed.settled
+            + to_onboarding,
+            active=len(groups[Stage.ACTIVE]) - stayed.left_active + stayed.settled
+            + joined - to_onboarding,
+            churned=len(groups[Stage.CHURNED]) + left - tally.returned,
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=float(s.sum(dtype=np.float64)),
+            problems_open=stayed.problems_open,
+        )  # fmt: skip
 
     def _word_of_mouth(self, t: int, groups: list[np.ndarray]):
         """Promoters and detractors each prospect knows, from the start-of-step state."""
@@ -89,9 +132,15 @@ class VectorModel(CustomerModel):
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
             return per * np.count_nonzero(promoter), per * np.count_nonzero(detractor)
-        voices = np.column_stack([promoter, detractor]).astype(_F)
-        counts = self.adjacency @ voices
-        return counts[prospects, 0], counts[prospects, 1]
+        if not self._packed:
+            a = self.adjacency
+            return (a @ promoter.astype(np.int32))[prospects], (a @ detractor.astype(np.int32))[
+                prospects
+            ]
+        # One integer product counts both: promoters in the low 16 bits, detractors above.
+        voices = promoter.astype(np.int32) | (detractor.astype(np.int32) << 16)
+        counts = (self.adjacency @ voices)[prospects]
+        return counts & 0xFFFF, counts >> 16
 
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person."""
@@ -108,7 +157,9 @@ class VectorModel(CustomerModel):
             hits += u < p_bad_or_good
         return hits - bad, bad, last_bad
 
-    def _customers_step(self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally) -> None:
+    def _customers_step(
+        self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
+    ) -> Stayed:
         spec, k, rng = self.spec, self.k, self.rng
         strategy, behaviour = spec.strategy, spec.behaviour
         parts = [
@@ -216,6 +267,13 @@ class VectorModel(CustomerModel):
             & (t - self.acquired_step[people[:n_onboarding]] >= behaviour.onboarding_steps)
         ]
         self.stage[settled] = Stage.ACTIVE
+        return Stayed(
+            satisfaction=s[stay],
+            left_onboarding=int(np.count_nonzero(leave[:n_onboarding])),
+            left_active=int(np.count_nonzero(leave[n_onboarding:])),
+            settled=len(settled),
+            problems_open=int(np.count_nonzero(problem[stay] >= 0)),
+        )
 
     def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
         if not len(leavers):
@@ -238,46 +296,43 @@ class VectorModel(CustomerModel):
 
     def _prospects_step(
         self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
-    ) -> None:
-        """Steps 1 and 7 for prospects: impressions, then advertising or referral."""
+    ) -> np.ndarray:
+        """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
+        the new customers."""
         b = self.spec.behaviour
         good, bad, _ = self._experiences(people, Stage.PROSPECT)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
         m = len(people)
-        factor = np.ones(m, _F)
-        warned = np.flatnonzero(detractor_contacts) if np.ndim(detractor_contacts) else None
-        w = b.negative_word_of_mouth
-        if warned is None:
-            factor *= _F(rules.warning_factor(detractor_contacts, w.rate, w.impact))
-        elif len(warned):
-            factor[warned] = rules.warning_factor(detractor_contacts[warned], w.rate, w.impact)
-        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
-        referral = np.zeros(m, _F)
-        referred = np.flatnonzero(promoter_contacts) if np.ndim(promoter_contacts) else None
-        q = b.referral
-        if referred is None:
-            referral[:] = rules.referral_chance(promoter_contacts, q.rate, q.conversion)
-        elif len(referred):
-            referral[referred] = rules.referral_chance(
-                promoter_contacts[referred], q.rate, q.conversion
+        if self.well_mixed:  # mean-field contact counts, the same for every prospect
+            w, q = b.negative_word_of_mouth, b.referral
+            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
+            referral = np.full(
+                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
             )
+        else:
+            factor = self._warning_by_contacts[detractor_contacts]
+            referral = self._referral_by_contacts[promoter_contacts]
+        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
         referral = rules.damped(referral, factor)
         ad = rules.damped(b.ad_conversion, factor)
         u = self.rng.random(m, dtype=_F)
         open_to_buy = bad == 0  # a bad first impression loses the sale this step
         by_referral = open_to_buy & (u < referral)
         by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
+        joined = []
         for mask, channel in ((by_referral, Channel.REFERRAL), (by_ads, Channel.ADS)):
             joiners = people[mask]
+            joined.append(joiners)
             self.spell[joiners] += self.churn_step[joiners] >= 0
             self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
             self.acquired_step[joiners] = t
             self.channel[joiners] = channel
             self.churn_step[joiners] = -1
             self.cause[joiners] = -1
-        tally.new_referral += int(by_referral.sum())
-        tally.new_ads += int(by_ads.sum())
+        tally.new_referral += len(joined[0])
+        tally.new_ads += len(joined[1])
+        return np.concatenate(joined)
 
     def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
         """Win-back: after the wait, former customers return to the market at a rate."""
@@ -294,6 +349,10 @@ class VectorModel(CustomerModel):
     # --- stocks and tables ----------------------------------------------------------------------
 
     def _census(self) -> Census:
+        return self._stock if self.steps else self.recount()
+
+    def recount(self) -> Census:
+        """Stocks counted over the whole population (the step keeps them up to date)."""
         counts = np.bincount(self.stage, minlength=4)
         customer = (self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE)
         s = self.satisfaction[customer]

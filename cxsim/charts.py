@@ -48,9 +48,13 @@ def _finish(fig, ax, title: str, xlabel: str, ylabel: str, path: Path, **legend)
 
 
 def write_charts(
-    steps: pd.DataFrame, summaries: pd.DataFrame, causes: list[str], out: Path,
-    step_label: str = "week", currency: str = "USD",
-) -> list[Path]:  # fmt: skip
+    steps: pd.DataFrame,
+    summaries: pd.DataFrame,
+    causes: list[str],
+    out: Path,
+    step_label: str = "week",
+    currency: str = "USD",
+) -> list[Path]:
     """Write the standard charts into ``out``; returns their paths."""
     names = list(dict.fromkeys(steps["scenario"]))
     steps = steps[steps["step"] > 0]
@@ -58,8 +62,16 @@ def write_charts(
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     _band(ax, steps, "customers", names)
-    paths.append(_finish(fig, ax, "Customers (mean, 95% CI)", f"{step_label}s", "customers",
-                         out / "customers.png"))  # fmt: skip
+    paths.append(
+        _finish(
+            fig,
+            ax,
+            "Customers (mean, 95% CI)",
+            f"{step_label}s",
+            "customers",
+            out / "customers.png",
+        )
+    )
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     causes = [c for c in causes if c in summaries]
@@ -68,12 +80,26 @@ def write_charts(
     y = np.arange(len(cols))
     for i, name in enumerate(names):
         g = summaries[summaries["scenario"] == name][cols]
-        ax.barh(y + i * width, g.mean().values, height=width, color=COLOURS[i % len(COLOURS)],
-                xerr=g.sem().fillna(0).values * 1.96, label=name)  # fmt: skip
+        ax.barh(
+            y + i * width,
+            g.mean().values,
+            height=width,
+            color=COLOURS[i % len(COLOURS)],
+            xerr=g.sem().fillna(0).values * 1.96,
+            label=name,
+        )
     ax.set_yticks(y + width * (len(names) - 1) / 2, [c.removeprefix("churn_by_") for c in cols])
     ax.invert_yaxis()
-    paths.append(_finish(fig, ax, "Churn by cause over the run (mean, 95% CI)",
-                         "customers lost (simulated)", "", out / "churn_by_cause.png"))  # fmt: skip
+    paths.append(
+        _finish(
+            fig,
+            ax,
+            "Churn by cause over the run (mean, 95% CI)",
+            "customers lost (simulated)",
+            "",
+            out / "churn_by_cause.png",
+        )
+    )
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     _band(left, steps, "nps", names)
@@ -93,14 +119,27 @@ def write_charts(
     fig, ax = plt.subplots(figsize=(8, 4.5))
     _band(ax, steps, "revenue", names, "-", tag=True)
     _band(ax, steps, "costs", names, "--", tag=True)
-    paths.append(_finish(fig, ax, f"Revenue (solid) and costs (dashed) per {step_label}",
-                         f"{step_label}s", currency, out / "revenue_costs.png", fontsize=8))  # fmt: skip
+    paths.append(
+        _finish(
+            fig,
+            ax,
+            f"Revenue (solid) and costs (dashed) per {step_label}",
+            f"{step_label}s",
+            currency,
+            out / "revenue_costs.png",
+            fontsize=8,
+        )
+    )
     return paths
 
 
 def write_all(experiment, out: Path) -> list[Path]:
     spec = experiment.scenarios[0]
     return write_charts(
-        experiment.steps, experiment.summaries, churn_causes(spec), out,
-        spec.time.step, spec.economics.currency,
-    )  # fmt: skip
+        experiment.steps,
+        experiment.summaries,
+        churn_causes(spec),
+        out,
+        spec.time.step,
+        spec.economics.currency,
+    )

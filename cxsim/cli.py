@@ -59,9 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="parent folder of the new results folder")
     run.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     run.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a scenario field, e.g. --set strategy.detection=0.5 (repeatable)",
-    )  # fmt: skip
+    )
 
     cal = sub.add_parser("calibrate", help="fit the walk-away curve to a scenario's survey")
     cal.add_argument("scenario", metavar="SCENARIO")
@@ -100,15 +104,18 @@ def _run(args: argparse.Namespace) -> int:
     first = specs[0].run
     replications = args.replications or first.replications
     seed = first.seed if args.seed is None else args.seed
-    specs = [apply_overrides(s, {"run.seed": seed, "run.replications": replications})
-             for s in specs]  # fmt: skip
+    specs = [
+        apply_overrides(s, {"run.seed": seed, "run.replications": replications}) for s in specs
+    ]
     started = time.perf_counter()
     experiment = run_experiment(specs, replications, seed, args.engine, args.workers)
     wall = time.perf_counter() - started
     out = write_experiment(experiment, Path(args.out), args.scenarios, wall)
     _print_figures(experiment)
-    print(f"\n{replications} replication(s) x {len(specs)} scenario(s), engine {args.engine}, "
-          f"{wall:.1f} s. Results: {out}")  # fmt: skip
+    print(
+        f"\n{replications} replication(s) x {len(specs)} scenario(s), engine {args.engine}, "
+        f"{wall:.1f} s. Results: {out}"
+    )
     return 0
 
 
@@ -145,26 +152,37 @@ def _print_figures(experiment) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     spec = load_scenario(args.scenario, args.overrides)
     w = spec.behaviour.walk_away
-    fit = fit_walk_away(w.survey.after_one, w.survey.after_several, w.survey.several,
-                        w.tolerance_sd)  # fmt: skip
+    fit = fit_walk_away(
+        w.survey.after_one, w.survey.after_several, w.survey.several, w.tolerance_sd
+    )
     n = w.survey.several
-    print(f"Survey in {args.scenario}: {w.survey.after_one:.1%} walk away after one bad "
-          f"experience, {w.survey.after_several:.1%} after {n}.")  # fmt: skip
+    print(
+        f"Survey in {args.scenario}: {w.survey.after_one:.1%} walk away after one bad "
+        f"experience, {w.survey.after_several:.1%} after {n}."
+    )
     print(f"Individual tolerance: Normal(0, {w.tolerance_sd:g}) on the log-odds scale.\n")
     print("Fitted walk-away curve  p(k) = sigmoid(a + b (k - 1) - tolerance):")
     print(f"  a = {fit.a:.4f}\n  b = {fit.b:.4f}\n")
     mc = simulate_left_by(fit.a, fit.b, w.tolerance_sd, n, 200_000, np.random.default_rng(0))
-    print(f"{'k':>3} {'p(k), average person':>22} {'left by k (exact)':>19} "
-          f"{'left by k (simulated)':>22}")  # fmt: skip
+    print(
+        f"{'k':>3} {'p(k), average person':>22} {'left by k (exact)':>19} "
+        f"{'left by k (simulated)':>22}"
+    )
     for k in range(1, n + 1):
-        print(f"{k:>3} {fit.per_event(k):>22.3f} {left_by(fit.a, fit.b, w.tolerance_sd, k):>19.3f}"
-              f" {mc[k - 1]:>22.3f}")  # fmt: skip
-    print(f"\nCheck: left by 1 = {fit.left_by(1):.4f} (target {w.survey.after_one}), "
-          f"left by {n} = {fit.left_by(n):.4f} (target {w.survey.after_several}).")  # fmt: skip
+        print(
+            f"{k:>3} {fit.per_event(k):>22.3f} {left_by(fit.a, fit.b, w.tolerance_sd, k):>19.3f}"
+            f" {mc[k - 1]:>22.3f}"
+        )
+    print(
+        f"\nCheck: left by 1 = {fit.left_by(1):.4f} (target {w.survey.after_one}), "
+        f"left by {n} = {fit.left_by(n):.4f} (target {w.survey.after_several})."
+    )
     if w.a is not None:
         print(f"Note: the scenario fixes a = {w.a}, b = {w.b}; the run uses those, not this fit.")
-    print("\nTo fix the curve in a scenario:\nbehaviour:\n  walk_away:\n"
-          f"    a: {fit.a:.4f}\n    b: {fit.b:.4f}")  # fmt: skip
+    print(
+        "\nTo fix the curve in a scenario:\nbehaviour:\n  walk_away:\n"
+        f"    a: {fit.a:.4f}\n    b: {fit.b:.4f}"
+    )
     return 0
 
 
@@ -172,9 +190,11 @@ def _validate(args: argparse.Namespace) -> int:
     for path in args.scenarios:
         spec = load_scenario(path)
         a, b = spec.walk_away_curve
-        print(f"{path}: ok — '{spec.name}', {spec.population.size:,} people, "
-              f"{spec.time.horizon} {spec.time.step}s, {len(spec.touchpoints)} touchpoints, "
-              f"strategy '{spec.strategy.name}'")  # fmt: skip
+        print(
+            f"{path}: ok — '{spec.name}', {spec.population.size:,} people, "
+            f"{spec.time.horizon} {spec.time.step}s, {len(spec.touchpoints)} touchpoints, "
+            f"strategy '{spec.strategy.name}'"
+        )
     return 0
 
 

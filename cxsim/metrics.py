@@ -13,20 +13,48 @@ from scipy import stats
 from cxsim.scenario import Scenario
 
 STOCKS = ["prospects", "onboarding", "active", "churned", "customers"]
-FLOWS = ["new_customers", "new_customers_ads", "new_customers_referral", "returned", "churn",
-         "churn_rate"]  # fmt: skip
+FLOWS = [
+    "new_customers",
+    "new_customers_ads",
+    "new_customers_referral",
+    "returned",
+    "churn",
+    "churn_rate",
+]
 EXPERIENCE = [
-    "mean_satisfaction", "csat", "nps", "promoters", "detractors", "experiences_good",
-    "experiences_bad", "problems_arising", "problems_detected", "problems_contacted",
-    "problems_resolved", "problems_open", "outreach_contacts", "reviews_posted", "review_score",
-]  # fmt: skip
+    "mean_satisfaction",
+    "csat",
+    "nps",
+    "promoters",
+    "detractors",
+    "experiences_good",
+    "experiences_bad",
+    "problems_arising",
+    "problems_detected",
+    "problems_contacted",
+    "problems_resolved",
+    "problems_open",
+    "outreach_contacts",
+    "reviews_posted",
+    "review_score",
+]
 MONEY = [
-    "revenue", "cost_acquisition", "cost_support", "cost_programme", "costs", "profit",
-    "lost_revenue_horizon", "lost_revenue_lifetime", "lost_revenue_experience_horizon",
-    "lost_revenue_experience_lifetime", "cumulative_revenue", "cumulative_costs",
-    "cumulative_profit", "cumulative_lost_revenue_horizon",
+    "revenue",
+    "cost_acquisition",
+    "cost_support",
+    "cost_programme",
+    "costs",
+    "profit",
+    "lost_revenue_horizon",
+    "lost_revenue_lifetime",
+    "lost_revenue_experience_horizon",
+    "lost_revenue_experience_lifetime",
+    "cumulative_revenue",
+    "cumulative_costs",
+    "cumulative_profit",
+    "cumulative_lost_revenue_horizon",
     "cumulative_lost_revenue_experience_horizon",
-]  # fmt: skip
+]
 
 LABELS = {
     "customers": "Customers (onboarding + active)",

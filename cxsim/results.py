@@ -57,9 +57,12 @@ def _git_commit() -> str | None:
     if done.returncode != 0:
         return None
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-        capture_output=True, text=True, timeout=5,
-    ).stdout.strip()  # fmt: skip
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout.strip()
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 

@@ -9,7 +9,7 @@ reactive service). Reading YAML files, line numbers and ``--set`` overrides live
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from typing import Literal
 
@@ -59,7 +59,7 @@ class Population(Section):
         return self.customers + self.prospects
 
 
-class NetworkKind(str, Enum):
+class NetworkKind(StrEnum):
     well_mixed = "well_mixed"
     watts_strogatz = "watts_strogatz"
     barabasi_albert = "barabasi_albert"
@@ -70,7 +70,8 @@ class NetworkKind(str, Enum):
 class Network(Section):
     kind: NetworkKind = Field(
         NetworkKind.watts_strogatz,
-        description="Social network: well_mixed, watts_strogatz, barabasi_albert, erdos_renyi, ring",
+        description="Social network kind: well_mixed, watts_strogatz, barabasi_albert, "
+        "erdos_renyi or ring",
     )
     mean_degree: float = Field(
         10.0, ge=0, description="Mean number of social contacts per person (people)"

@@ -41,7 +41,10 @@ def test_batch_run_sweeps_dotted_scenario_keys(model_class):
 
 
 def test_batch_run_model_reads_the_overrides():
-    model = VectorModel(str(ROOT / "scenarios/proactive.yaml"), rng=3,
-                        **{"strategy.outreach": 0.25, "touchpoints.billing.bad": 0.2})  # fmt: skip
+    model = VectorModel(
+        str(ROOT / "scenarios/proactive.yaml"),
+        rng=3,
+        **{"strategy.outreach": 0.25, "touchpoints.billing.bad": 0.2},
+    )
     assert model.spec.strategy.outreach == 0.25
     assert model.spec.touchpoints[model.spec.touchpoint_names.index("billing")].bad == 0.2

@@ -18,15 +18,24 @@ from cxsim.loading import validate
 
 from .conftest import ROOT
 
-SMALL = ["--set", "population.customers=60", "--set", "population.prospects=140",
-         "--set", "time.horizon=12"]  # fmt: skip
+SMALL = [
+    "--set",
+    "population.customers=60",
+    "--set",
+    "population.prospects=140",
+    "--set",
+    "time.horizon=12",
+]
 
 
 def _cxsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cxsim.cli", *args], capture_output=True, text=True, cwd=cwd,
+        [sys.executable, "-m", "cxsim.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
         timeout=300,
-    )  # fmt: skip
+    )
 
 
 def _only_folder(parent: Path) -> Path:
@@ -35,13 +44,34 @@ def _only_folder(parent: Path) -> Path:
 
 
 def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path, capsys):
-    code = main(["run", str(ROOT / "scenarios/reactive.yaml"), str(ROOT / "scenarios/proactive.yaml"),
-                 "-r", "3", "--workers", "1", "--out", str(tmp_path), *SMALL])  # fmt: skip
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios/reactive.yaml"),
+            str(ROOT / "scenarios/proactive.yaml"),
+            "-r",
+            "3",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+            *SMALL,
+        ]
+    )
     assert code == 0
     out = _only_folder(tmp_path)
-    for name in ["steps.csv", "summary.csv", "figures.csv", "differences.csv", "customers.csv.gz",
-                 "manifest.json", "customers.png", "churn_by_cause.png", "nps_csat.png",
-                 "revenue_costs.png"]:  # fmt: skip
+    for name in [
+        "steps.csv",
+        "summary.csv",
+        "figures.csv",
+        "differences.csv",
+        "customers.csv.gz",
+        "manifest.json",
+        "customers.png",
+        "churn_by_cause.png",
+        "nps_csat.png",
+        "revenue_costs.png",
+    ]:
         assert (out / name).stat().st_size > 0, name
     steps = pd.read_csv(out / "steps.csv")
     assert set(steps["scenario"]) == {"reactive", "proactive"}
@@ -63,8 +93,22 @@ def test_a_run_never_overwrites_an_earlier_one(tmp_path):
 
 
 def test_a_run_is_reproducible_from_its_manifest(tmp_path):
-    assert main(["run", str(ROOT / "scenarios/proactive.yaml"), "-r", "2", "--seed", "11",
-                 "--out", str(tmp_path), *SMALL]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "scenarios/proactive.yaml"),
+                "-r",
+                "2",
+                "--seed",
+                "11",
+                "--out",
+                str(tmp_path),
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     out = _only_folder(tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["root_seed"] == 11 and len(manifest["seeds"]) == 2
@@ -88,8 +132,22 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
 
 
 def test_agents_engine_runs_from_the_command_line(tmp_path):
-    assert main(["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--engine", "agents",
-                 "--out", str(tmp_path), *SMALL]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "scenarios/reactive.yaml"),
+                "-r",
+                "1",
+                "--engine",
+                "agents",
+                "--out",
+                str(tmp_path),
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((_only_folder(tmp_path) / "manifest.json").read_text())
     assert manifest["engine"] == "agents"
 
@@ -145,13 +203,24 @@ def test_validate_and_schema(tmp_path):
 
 
 def test_calibrate_fits_the_survey_in_a_scenario(tmp_path):
-    done = _cxsim("calibrate", str(ROOT / "scenarios/reactive.yaml"),
-                  "--set", "behaviour.walk_away.tolerance_sd=0")  # fmt: skip
+    done = _cxsim(
+        "calibrate",
+        str(ROOT / "scenarios/reactive.yaml"),
+        "--set",
+        "behaviour.walk_away.tolerance_sd=0",
+    )
     assert done.returncode == 0, done.stderr
     assert "a = -1.5856" in done.stdout and "b = 0.4703" in done.stdout
     own = tmp_path / "own.yaml"
-    own.write_text(yaml.safe_dump({"behaviour": {"walk_away": {
-        "survey": {"after_one": 0.25, "after_several": 0.7, "several": 4}}}}))  # fmt: skip
+    own.write_text(
+        yaml.safe_dump(
+            {
+                "behaviour": {
+                    "walk_away": {"survey": {"after_one": 0.25, "after_several": 0.7, "several": 4}}
+                }
+            }
+        )
+    )
     done = _cxsim("calibrate", str(own))
     assert done.returncode == 0
     assert "left by 1 = 0.2500" in done.stdout and "left by 4 = 0.7000" in done.stdout
@@ -162,6 +231,14 @@ def test_shipped_scenarios_differ_only_in_their_strategy():
 
     reactive = load_scenario(ROOT / "scenarios/reactive.yaml")
     proactive = load_scenario(ROOT / "scenarios/proactive.yaml")
-    for section in ["time", "population", "network", "touchpoints", "behaviour", "economics", "run"]:
+    for section in [
+        "time",
+        "population",
+        "network",
+        "touchpoints",
+        "behaviour",
+        "economics",
+        "run",
+    ]:
         assert getattr(reactive, section) == getattr(proactive, section), section
     assert reactive.strategy != proactive.strategy

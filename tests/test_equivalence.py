@@ -19,9 +19,15 @@ from cxsim.experiment import replication_seeds, run_once
 from .conftest import ALL_MECHANISMS, SHIPPED, small
 
 OUTCOMES = [
-    "final_customers", "churn_experience", "churn_baseline", "new_customers_referral",
-    "new_customers_ads", "nps", "csat", "revenue",
-]  # fmt: skip
+    "final_customers",
+    "churn_experience",
+    "churn_baseline",
+    "new_customers_referral",
+    "new_customers_ads",
+    "nps",
+    "csat",
+    "revenue",
+]
 LEVEL = 0.001
 SEEDS = replication_seeds(2026, 40)
 
@@ -61,13 +67,15 @@ def test_engines_agree_in_distribution(path):
 @pytest.mark.slow
 def test_the_comparison_notices_a_rule_broken_in_one_engine(monkeypatch):
     """Agents that ignore negative word of mouth are a different model, and it shows."""
+
     def listen_without_warnings(self):
         original(self)
         self.detractor_contacts = 0
 
     original = Person.listen
     monkeypatch.setattr(Person, "listen", listen_without_warnings)
-    spec = small(ALL_MECHANISMS, population__customers=150, population__prospects=450,
-                 time__horizon=52)  # fmt: skip
+    spec = small(
+        ALL_MECHANISMS, population__customers=150, population__prospects=450, time__horizon=52
+    )
     rejected = {k: p for k, p in compare(spec).items() if min(p) < LEVEL}
     assert rejected

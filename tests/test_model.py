@@ -78,8 +78,9 @@ def test_costs_follow_the_economics_section(engine):
     assert np.allclose(
         frame["cost_support"], econ.support_cost * frame["problems_contacted"] * scale
     )
-    assert np.allclose(frame["costs"], frame[["cost_acquisition", "cost_support",
-                                              "cost_programme"]].sum(axis=1))  # fmt: skip
+    assert np.allclose(
+        frame["costs"], frame[["cost_acquisition", "cost_support", "cost_programme"]].sum(axis=1)
+    )
     assert np.allclose(frame["profit"], frame["revenue"] - frame["costs"])
 
 
@@ -218,8 +219,9 @@ def test_proactive_beats_reactive_on_churn_and_nps_from_the_mechanisms():
     seeds = replication_seeds(3, 6)
     figures = {}
     for path in SHIPPED:
-        spec = small(path, time__horizon=104, population__customers=1000,
-                     population__prospects=4000)  # fmt: skip
+        spec = small(
+            path, time__horizon=104, population__customers=1000, population__prospects=4000
+        )
         frames = [run(spec, "vector", s).metrics_frame() for s in seeds]
         figures[spec.name] = (
             np.mean([annual_churn(f, 52) for f in frames]),

@@ -205,9 +205,16 @@ class Person(CellAgent):
             tally.lost_revenue_experience_horizon += horizon
             tally.lost_revenue_experience_lifetime += lifetime
         model.closed_spells.append(
-            (self.index, self.spell, self.acquired_step, int(self.channel), t,
-             model.causes[cause], self.arpu)
-        )  # fmt: skip
+            (
+                self.index,
+                self.spell,
+                self.acquired_step,
+                int(self.channel),
+                t,
+                model.causes[cause],
+                self.arpu,
+            )
+        )
         self.stage, self.churn_step, self.cause, self.problem = Stage.CHURNED, t, cause, -1
 
     def settle_in(self) -> None:

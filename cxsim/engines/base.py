@@ -43,9 +43,15 @@ class Channel(IntEnum):
 
 
 CUSTOMER_TABLE_COLUMNS = [
-    "person", "spell", "acquired_step", "channel", "churn_step", "cause", "arpu",
+    "person",
+    "spell",
+    "acquired_step",
+    "channel",
+    "churn_step",
+    "cause",
+    "arpu",
     "lifetime_revenue",
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -316,8 +322,13 @@ class CustomerModel(mesa.Model):
         money["lost_revenue_experience_lifetime"] = tally.lost_revenue_experience_lifetime
         for key, value in money.items():
             m[key] = value * scale
-        for key in ("revenue", "costs", "profit", "lost_revenue_horizon",
-                    "lost_revenue_experience_horizon"):  # fmt: skip
+        for key in (
+            "revenue",
+            "costs",
+            "profit",
+            "lost_revenue_horizon",
+            "lost_revenue_experience_horizon",
+        ):
             self._cumulative[key] = self._cumulative.get(key, 0.0) + m[key]
             m[f"cumulative_{key}"] = self._cumulative[key]
         self.metrics = m

@@ -107,16 +107,21 @@ class VectorModel(CustomerModel):
         ltr = rules.likelihood_to_recommend(s)
         return Census(
             prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
-            onboarding=len(groups[Stage.ONBOARDING]) - stayed.left_onboarding - stayed.settled
+            onboarding=len(groups[Stage.ONBOARDING])
+            - stayed.left_onboarding
+            - stayed.settled
             + to_onboarding,
-            active=len(groups[Stage.ACTIVE]) - stayed.left_active + stayed.settled
-            + joined - to_onboarding,
+            active=len(groups[Stage.ACTIVE])
+            - stayed.left_active
+            + stayed.settled
+            + joined
+            - to_onboarding,
             churned=len(groups[Stage.CHURNED]) + left - tally.returned,
             promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
             detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
             satisfaction_sum=float(s.sum(dtype=np.float64)),
             problems_open=stayed.problems_open,
-        )  # fmt: skip
+        )
 
     def _word_of_mouth(self, t: int, groups: list[np.ndarray]):
         """Promoters and detractors each prospect knows, from the start-of-step state."""
@@ -248,9 +253,11 @@ class VectorModel(CustomerModel):
         after_bad = np.flatnonzero(bad)
         calm = np.flatnonzero(bad == 0)
         posted = np.concatenate(
-            [after_bad[chosen(rng, len(after_bad), r.post_rate_after_bad)],
-             calm[chosen(rng, len(calm), r.post_rate)]]
-        )  # fmt: skip
+            [
+                after_bad[chosen(rng, len(after_bad), r.post_rate_after_bad)],
+                calm[chosen(rng, len(calm), r.post_rate)],
+            ]
+        )
         tally.reviews_posted += len(posted)
         tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
 
@@ -287,9 +294,16 @@ class VectorModel(CustomerModel):
         tally.lost_revenue_experience_horizon += float(horizon[experience].sum())
         tally.lost_revenue_experience_lifetime += float(lifetime[experience].sum())
         self._closed.append(
-            (leavers, self.spell[leavers], self.acquired_step[leavers], self.channel[leavers],
-             np.full(len(leavers), t, np.int32), cause, self.arpu[leavers])
-        )  # fmt: skip
+            (
+                leavers,
+                self.spell[leavers],
+                self.acquired_step[leavers],
+                self.channel[leavers],
+                np.full(len(leavers), t, np.int32),
+                cause,
+                self.arpu[leavers],
+            )
+        )
         self.stage[leavers] = Stage.CHURNED
         self.churn_step[leavers] = t
         self.cause[leavers] = cause
@@ -367,9 +381,15 @@ class VectorModel(CustomerModel):
 
     def _spells(self) -> pd.DataFrame:
         customer = np.flatnonzero((self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE))
-        still = (customer, self.spell[customer], self.acquired_step[customer],
-                 self.channel[customer], np.full(len(customer), -1, np.int32),
-                 np.full(len(customer), -1, np.int8), self.arpu[customer])  # fmt: skip
+        still = (
+            customer,
+            self.spell[customer],
+            self.acquired_step[customer],
+            self.channel[customer],
+            np.full(len(customer), -1, np.int32),
+            np.full(len(customer), -1, np.int8),
+            self.arpu[customer],
+        )
         cols = [np.concatenate(c) for c in zip(*self._closed, still, strict=True)]
         names = np.array([*self.causes, ""], dtype=object)
         return pd.DataFrame(

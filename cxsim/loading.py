@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -75,6 +76,8 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
     data = scenario.model_dump(mode="json")
     lines: dict[Path_, int] = {}
     for key, value in _parse_overrides(overrides):
+        if isinstance(value, np.generic):  # NumPy scalars from sweeps become plain numbers
+            value = value.item()
         _apply_override(data, key, value, "<overrides>")
         _mark_override(lines, _split(key, data))
     return validate(data, "<overrides>", lines)
@@ -410,6 +413,8 @@ def _expected(err: dict) -> str:
         return _clean(err["msg"])
     if kind in ("float_parsing", "float_type"):
         return "a number"
+    if kind == "finite_number":
+        return "a finite number"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "a whole number"
     if kind in ("bool_parsing", "bool_type"):

@@ -8,6 +8,7 @@ per step unless stated; shares and probabilities are 0-1; satisfaction is 0-1.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 PROMOTER_MIN = 9
 """Likelihood-to-recommend (0-10) at or above which a person is a promoter."""
@@ -18,8 +19,8 @@ CSAT_SATISFIED = 0.625
 
 
 def sigmoid(x):
-    """Logistic function 1 / (1 + e^-x)."""
-    return 1.0 / (1.0 + np.exp(-x))
+    """Logistic function 1 / (1 + e^-x), without overflow for large |x|."""
+    return expit(x)
 
 
 def logit(p):

@@ -11,20 +11,25 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 STAGES = ("prospect", "onboarding", "active")
 """Journey stages at which a touchpoint can be visited (churned people visit none)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
+Number = Annotated[float, Strict()]
+"""A real number: whole numbers are accepted, true/false and text are not."""
+Whole = Annotated[int, Strict()]
+"""A whole number: 52 is accepted, 52.0 and true are not."""
+
 
 class Section(BaseModel):
     """Base of every scenario section: immutable, unknown keys rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _share(default: float, text: str) -> float:
@@ -33,16 +38,16 @@ def _share(default: float, text: str) -> float:
 
 class Time(Section):
     step: str = Field("week", description="Label of one simulation step (text)")
-    steps_per_year: float = Field(
+    steps_per_year: Number = Field(
         52.0, gt=0, description="Steps in one year, for annual rates (steps/year)"
     )
-    horizon: int = Field(156, ge=1, le=100_000, description="Steps simulated (steps)")
+    horizon: Whole = Field(156, ge=1, le=100_000, description="Steps simulated (steps)")
 
 
 class Population(Section):
-    customers: int = Field(2000, ge=0, description="Customers at step 0 (people)")
-    prospects: int = Field(8000, ge=0, description="Prospects in the market at step 0 (people)")
-    represents: float = Field(
+    customers: Whole = Field(2000, ge=0, description="Customers at step 0 (people)")
+    prospects: Whole = Field(8000, ge=0, description="Prospects in the market at step 0 (people)")
+    represents: Number = Field(
         100.0,
         gt=0,
         description="Real customers one simulated person stands for; scales money (people)",
@@ -73,10 +78,10 @@ class Network(Section):
         description="Social network kind: well_mixed, watts_strogatz, barabasi_albert, "
         "erdos_renyi or ring",
     )
-    mean_degree: float = Field(
+    mean_degree: Number = Field(
         10.0, ge=0, description="Mean number of social contacts per person (people)"
     )
-    rewiring: float = _share(0.1, "Watts-Strogatz rewiring probability per edge")
+    rewiring: Number = _share(0.1, "Watts-Strogatz rewiring probability per edge")
 
 
 class Touchpoint(Section):
@@ -85,10 +90,10 @@ class Touchpoint(Section):
     stages: tuple[Literal["prospect", "onboarding", "active"], ...] = Field(
         description="Journey stages at which it is visited: prospect, onboarding, active"
     )
-    visit_rate: float = _share(0.5, "Chance a person in those stages visits it in a step")
-    good: float = _share(0.1, "Chance a visit is a good experience")
-    bad: float = _share(0.01, "Chance a visit is a bad experience")
-    problem_rate: float = _share(
+    visit_rate: Number = _share(0.5, "Chance a person in those stages visits it in a step")
+    good: Number = _share(0.1, "Chance a visit is a good experience")
+    bad: Number = _share(0.01, "Chance a visit is a bad experience")
+    problem_rate: Number = _share(
         0.0, "Chance per step a customer in those stages gets a problem here"
     )
 
@@ -126,13 +131,13 @@ def _default_touchpoints() -> tuple[Touchpoint, ...]:
 
 
 class Satisfaction(Section):
-    mean: float = _share(0.75, "Mean of each person's resting satisfaction (expectation)")
-    sd: float = Field(
+    mean: Number = _share(0.75, "Mean of each person's resting satisfaction (expectation)")
+    sd: Number = Field(
         0.12, ge=0, lt=0.5, description="Spread of resting satisfaction across people (0-1 scale)"
     )
-    relaxation: float = _share(0.1, "Share of the gap to resting satisfaction closed per step")
-    gain: float = _share(0.04, "Share of the room above closed by one good experience")
-    loss: float = _share(0.12, "Share of satisfaction lost to one bad experience")
+    relaxation: Number = _share(0.1, "Share of the gap to resting satisfaction closed per step")
+    gain: Number = _share(0.04, "Share of the room above closed by one good experience")
+    loss: Number = _share(0.12, "Share of satisfaction lost to one bad experience")
 
     @model_validator(mode="after")
     def _feasible(self) -> Satisfaction:
@@ -143,13 +148,13 @@ class Satisfaction(Section):
 
 
 class Survey(Section):
-    after_one: float = Field(
+    after_one: Number = Field(
         0.17, gt=0, lt=1, description="Share who walk away after one bad experience (share 0-1)"
     )
-    after_several: float = Field(
+    after_several: Number = Field(
         0.59, gt=0, lt=1, description="Share who walk away after several (share 0-1)"
     )
-    several: int = Field(3, ge=2, le=50, description="How many bad experiences 'several' means")
+    several: Whole = Field(3, ge=2, le=50, description="How many bad experiences 'several' means")
 
     @model_validator(mode="after")
     def _order(self) -> Survey:
@@ -159,14 +164,14 @@ class Survey(Section):
 
 
 class WalkAway(Section):
-    a: float | None = Field(
+    a: Number | None = Field(
         None, description="Intercept of the walk-away curve (log-odds); null: fit to survey"
     )
-    b: float | None = Field(
+    b: Number | None = Field(
         None, description="Rise per extra recent bad experience (log-odds); null: fit to survey"
     )
     survey: Survey = Field(default_factory=Survey, description="Survey figures to fit a and b")
-    tolerance_sd: float = Field(
+    tolerance_sd: Number = Field(
         0.5, ge=0, le=5, description="Spread of individual tolerance shifts (log-odds)"
     )
 
@@ -174,13 +179,34 @@ class WalkAway(Section):
     def _both_or_none(self) -> WalkAway:
         if (self.a is None) != (self.b is None):
             raise ValueError("give both a and b, or neither (then they are fitted to survey)")
+        if self.a is None:
+            self.curve()  # fails here, with the field named, if the survey cannot be fitted
         return self
+
+    def curve(self) -> tuple[float, float]:
+        """(a, b): as given, or fitted to the survey figures."""
+        if self.a is not None and self.b is not None:
+            return (self.a, self.b)
+        from cxsim.calibration import fit_walk_away
+
+        s = self.survey
+        try:
+            fit = fit_walk_away(s.after_one, s.after_several, s.several, self.tolerance_sd)
+        except ValueError:
+            fit = None
+        if fit is None or not (abs(fit.a) < 50 and abs(fit.b) < 50):
+            raise ValueError(
+                f"no walk-away curve gives {s.after_one:g} after one and {s.after_several:g} "
+                f"after {s.several} bad experiences with tolerance_sd {self.tolerance_sd:g}; "
+                "bring the figures closer together or lower tolerance_sd"
+            )
+        return (fit.a, fit.b)
 
 
 class BaselineChurn(Section):
-    alpha: float = Field(2.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
-    beta: float = Field(1500.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
-    satisfaction_elasticity: float = Field(
+    alpha: Number = Field(2.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
+    beta: Number = Field(1500.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
+    satisfaction_elasticity: Number = Field(
         3.0,
         ge=0,
         description="Hazard x exp(elasticity x (resting - current satisfaction)); 0: off",
@@ -188,50 +214,50 @@ class BaselineChurn(Section):
 
 
 class Referral(Section):
-    rate: float = _share(0.05, "Chance per step a promoter recommends to one prospect neighbour")
-    conversion: float = _share(0.25, "Chance a recommendation turns the prospect into a customer")
+    rate: Number = _share(0.05, "Chance per step a promoter recommends to one prospect neighbour")
+    conversion: Number = _share(0.25, "Chance a recommendation turns the prospect into a customer")
 
 
 class NegativeWordOfMouth(Section):
-    rate: float = _share(0.1, "Chance per step a detractor warns one prospect neighbour")
-    impact: float = _share(0.5, "Share of a warned prospect's conversion chance lost")
-    churned_steps: int = Field(
+    rate: Number = _share(0.1, "Chance per step a detractor warns one prospect neighbour")
+    impact: Number = _share(0.5, "Share of a warned prospect's conversion chance lost")
+    churned_steps: Whole = Field(
         26, ge=0, description="Steps a churned detractor keeps warning others (steps)"
     )
 
 
 class Reviews(Section):
-    read_share: float = _share(0.88, "Share of prospects who read reviews before buying")
-    post_rate: float = _share(0.005, "Chance per step a customer posts a review")
-    post_rate_after_bad: float = _share(
+    read_share: Number = _share(0.88, "Share of prospects who read reviews before buying")
+    post_rate: Number = _share(0.005, "Chance per step a customer posts a review")
+    post_rate_after_bad: Number = _share(
         0.05, "Chance a customer posts a review in a step with a bad experience"
     )
-    window: int = Field(26, ge=1, description="Steps of reviews in the public score (steps)")
-    initial_score: float = Field(4.0, ge=1, le=5, description="Score before any review (stars)")
-    neutral_score: float = Field(
+    window: Whole = Field(26, ge=1, description="Steps of reviews in the public score (steps)")
+    initial_score: Number = Field(4.0, ge=1, le=5, description="Score before any review (stars)")
+    neutral_score: Number = Field(
         4.0, ge=1, le=5, description="Score at which reviews neither help nor hurt (stars)"
     )
-    weight: float = Field(
+    weight: Number = Field(
         0.5, ge=0, le=5, description="Change of a reader's conversion chance per star (share)"
     )
 
 
 class WinBack(Section):
     enabled: bool = Field(True, description="Churned people may return to the market")
-    wait: int = Field(26, ge=0, description="Steps after churn before they may return (steps)")
-    rate: float = _share(0.02, "Chance per step after the wait of returning to the market")
+    wait: Whole = Field(26, ge=0, description="Steps after churn before they may return (steps)")
+    rate: Number = _share(0.02, "Chance per step after the wait of returning to the market")
 
 
 class Behaviour(Section):
     satisfaction: Satisfaction = Field(default_factory=Satisfaction)
-    memory_half_life: float = Field(
+    memory_half_life: Number = Field(
         13.0, gt=0, description="Half-life of the count of recent bad experiences (steps)"
     )
     walk_away: WalkAway = Field(default_factory=WalkAway)
     baseline_churn: BaselineChurn = Field(default_factory=BaselineChurn)
-    onboarding_steps: int = Field(4, ge=0, description="Steps a new customer stays onboarding")
-    problem_fade: float = _share(0.3, "Chance per step an open problem goes away without support")
-    ad_conversion: float = _share(
+    onboarding_steps: Whole = Field(4, ge=0, description="Steps a new customer stays onboarding")
+    problem_fade: Number = _share(0.3, "Chance per step an open problem goes away without support")
+    ad_conversion: Number = _share(
         0.002, "Chance per step a prospect buys because of advertising (Bass p)"
     )
     referral: Referral = Field(default_factory=Referral)
@@ -241,38 +267,38 @@ class Behaviour(Section):
 
 
 class StrategyCosts(Section):
-    per_customer: float = Field(
+    per_customer: Number = Field(
         0.0, ge=0, description="Programme cost per customer per step (currency/customer/step)"
     )
-    fixed: float = Field(0.0, ge=0, description="Programme cost per step (currency/step)")
+    fixed: Number = Field(0.0, ge=0, description="Programme cost per step (currency/step)")
 
 
 class Strategy(Section):
     name: str = Field("reactive", description="Label of the strategy in results and charts")
-    detection: float = _share(
+    detection: Number = _share(
         0.0, "Share of new problems found and fixed before the customer notices"
     )
-    detection_delight: float = _share(0.3, "Chance a proactive fix is noticed as a good experience")
-    prevention: float = _share(0.0, "Share of problems removed at the root (lowers problem rates)")
-    quality_uplift: float = _share(
+    detection_delight: Number = _share(0.3, "Chance a proactive fix is noticed as a good experience")
+    prevention: Number = _share(0.0, "Share of problems removed at the root (lowers problem rates)")
+    quality_uplift: Number = _share(
         0.0, "Share of bad visits removed and of neutral visits made good, at every touchpoint"
     )
-    outreach: float = _share(0.0, "Share of customers given a personal proactive contact per step")
-    support_contact: float = _share(
+    outreach: Number = _share(0.0, "Share of customers given a personal proactive contact per step")
+    support_contact: Number = _share(
         0.4, "Chance a customer with an open problem contacts support in a step"
     )
-    first_contact_resolution: float = _share(0.7, "Chance support resolves a problem on a contact")
-    recovery_delight: float = _share(
+    first_contact_resolution: Number = _share(0.7, "Chance support resolves a problem on a contact")
+    recovery_delight: Number = _share(
         0.3, "Chance a resolved contact is a good experience (service recovery)"
     )
     costs: StrategyCosts = Field(default_factory=StrategyCosts)
 
 
 class Arpu(Section):
-    mean: float = Field(
+    mean: Number = Field(
         12.0, gt=0, description="Mean revenue per customer per step (currency/step)"
     )
-    sd: float = Field(
+    sd: Number = Field(
         6.0, ge=0, description="Spread of revenue per customer, lognormal (currency/step)"
     )
 
@@ -280,17 +306,17 @@ class Arpu(Section):
 class Economics(Section):
     currency: str = Field("USD", description="Currency label for money outputs (text)")
     arpu: Arpu = Field(default_factory=Arpu)
-    retention_cost: float = Field(
+    retention_cost: Number = Field(
         20.0, ge=0, description="Cost of one retention action, e.g. an outreach contact (currency)"
     )
-    acquisition_to_retention: float = Field(
+    acquisition_to_retention: Number = Field(
         7.0, ge=0, description="Acquisition cost as a multiple of retention cost (ratio)"
     )
-    acquisition_cost: float | None = Field(
+    acquisition_cost: Number | None = Field(
         None, ge=0, description="Cost per new customer (currency); null: ratio x retention cost"
     )
-    support_cost: float = Field(8.0, ge=0, description="Cost per support contact (currency)")
-    discount_rate: float = Field(
+    support_cost: Number = Field(8.0, ge=0, description="Cost per support contact (currency)")
+    discount_rate: Number = Field(
         0.08, ge=0, le=1, description="Annual discount rate for lifetime value (share/year)"
     )
 
@@ -303,8 +329,8 @@ class Economics(Section):
 
 
 class Run(Section):
-    seed: int = Field(20261123, ge=0, description="Root seed of all replications (integer)")
-    replications: int = Field(10, ge=1, le=100_000, description="Independent runs (count)")
+    seed: Whole = Field(20261123, ge=0, description="Root seed of all replications (integer)")
+    replications: Whole = Field(10, ge=1, le=100_000, description="Independent runs (count)")
 
 
 class Scenario(Section):
@@ -323,7 +349,9 @@ class Scenario(Section):
     economics: Economics = Field(default_factory=Economics)
     run: Run = Field(default_factory=Run)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, ignored_types=(cached_property,)
+    )
 
     @model_validator(mode="after")
     def _unique_touchpoints(self) -> Scenario:
@@ -340,12 +368,4 @@ class Scenario(Section):
     @cached_property
     def walk_away_curve(self) -> tuple[float, float]:
         """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
-        w = self.behaviour.walk_away
-        if w.a is not None and w.b is not None:
-            return (w.a, w.b)
-        from cxsim.calibration import fit_walk_away
-
-        fit = fit_walk_away(
-            w.survey.after_one, w.survey.after_several, w.survey.several, w.tolerance_sd
-        )
-        return (fit.a, fit.b)
+        return self.behaviour.walk_away.curve()

@@ -270,3 +270,13 @@ def test_lifetime_value_is_the_discounted_geometric_sum():
     arpu, theta, d = 10.0, 0.02, 0.001
     direct = sum(arpu * ((1 - theta) / (1 + d)) ** t for t in range(20_000))
     assert rules.lifetime_value(arpu, theta, d) == pytest.approx(direct, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["watts_strogatz", "well_mixed"])
+def test_vector_engine_stocks_kept_by_the_step_match_a_full_recount(kind):
+    from cxsim.engines import VectorModel
+
+    model = VectorModel(small(ALL_MECHANISMS, network__kind=kind), rng=4)
+    for _ in range(model.horizon):
+        model.step()
+        assert model._census() == model.recount()

@@ -694,3 +694,35 @@ def test_fuzz_apply_overrides_gives_a_scenario_or_a_scenario_error(mapping):
         got = getattr(result.strategy, key.split(".", 1)[1])
         if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
             assert got == value
+
+
+# --- values that look like numbers but are not ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        ("strategy: {detection: yes}", "strategy.detection", "a number"),
+        ("time: {horizon: true}", "time.horizon", "a whole number"),
+        ("time: {horizon: 52.5}", "time.horizon", "a whole number"),
+        ("economics: {arpu: {mean: .inf}}", "economics.arpu.mean", "finite"),
+        ("time: {steps_per_year: .nan}", "time.steps_per_year", "finite"),
+    ],
+)
+def test_booleans_fractions_and_infinities_are_not_taken_for_numbers(
+    tmp_path, text, field, expected
+):
+    path, message = error_of(tmp_path, text + "\n")
+    assert field in message and expected in message, message
+    assert_short(message)
+
+
+def test_a_survey_no_curve_can_fit_is_reported_at_load_time(tmp_path):
+    text = (
+        "name: x\nbehaviour:\n  walk_away:\n    tolerance_sd: 5\n"
+        "    survey: {after_one: 0.17, after_several: 0.999, several: 2}\n"
+    )
+    path, message = error_of(tmp_path, text)
+    assert f"{path}:3" in message and "behaviour.walk_away" in message, message
+    assert "no walk-away curve" in message
+    assert_short(message)

@@ -278,7 +278,9 @@ class Strategy(Section):
     detection: Number = _share(
         0.0, "Share of new problems found and fixed before the customer notices"
     )
-    detection_delight: Number = _share(0.3, "Chance a proactive fix is noticed as a good experience")
+    detection_delight: Number = _share(
+        0.3, "Chance a proactive fix is noticed as a good experience"
+    )
     prevention: Number = _share(0.0, "Share of problems removed at the root (lowers problem rates)")
     quality_uplift: Number = _share(
         0.0, "Share of bad visits removed and of neutral visits made good, at every touchpoint"

@@ -76,10 +76,15 @@ class VectorModel(CustomerModel):
         )
         self._closed: list[tuple[np.ndarray, ...]] = []
         k = self.k
-        self.visits = {
-            stage: [(j, _F(bad), _F(bad_or_good)) for j, bad, bad_or_good in k.visit_draws(stage)]
-            for stage in Stage
-        }
+        # Per stage: touchpoint indices and (T, 1) columns of P(bad), P(bad or good) per visit.
+        self.visits = {}
+        for stage in Stage:
+            draws = k.visit_draws(stage)
+            self.visits[stage] = (
+                np.array([j for j, _, _ in draws], dtype=np.int8),
+                np.array([[b] for _, b, _ in draws], dtype=_F).reshape(-1, 1),
+                np.array([[bg] for _, _, bg in draws], dtype=_F).reshape(-1, 1),
+            )
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -150,17 +155,20 @@ class VectorModel(CustomerModel):
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person."""
         m = len(people)
-        hits = np.zeros(m, np.int8)  # good or bad visits
-        bad = np.zeros(m, np.int8)
+        touchpoints, p_bad, p_bad_or_good = self.visits[stage]
+        if not len(touchpoints):
+            zeros = np.zeros(m, np.int8)
+            return zeros, zeros.copy(), np.full(m, -1, np.int8)
+        u = self.rng.random((len(touchpoints), m), dtype=_F)  # one draw per visit
+        is_bad = u < p_bad
+        bad = is_bad.sum(axis=0, dtype=np.int8)
+        good = (u < p_bad_or_good).sum(axis=0, dtype=np.int8) - bad
         last_bad = np.full(m, -1, np.int8)
-        for j, p_bad, p_bad_or_good in self.visits[stage]:
-            u = self.rng.random(m, dtype=_F)
-            is_bad = u < p_bad
-            if is_bad.any():
-                bad += is_bad
-                last_bad[is_bad] = j
-            hits += u < p_bad_or_good
-        return hits - bad, bad, last_bad
+        unhappy = np.flatnonzero(bad)
+        if len(unhappy):  # the latest touchpoint in journey order with a bad visit
+            latest = len(touchpoints) - 1 - np.argmax(is_bad[::-1, unhappy], axis=0)
+            last_bad[unhappy] = touchpoints[latest]
+        return good, bad, last_bad
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally

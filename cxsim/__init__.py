@@ -8,6 +8,7 @@ Quick use from Python::
     model.customer_table()       # one row per customer spell
 """
 
+from cxsim import compat
 from cxsim.engines import ENGINES, AgentsModel, CustomerModel, VectorModel
 from cxsim.experiment import run_experiment, run_once
 from cxsim.loading import ScenarioError, load_scenario, parse_scenario
@@ -21,6 +22,7 @@ __all__ = [
     "CustomerModel",
     "Scenario",
     "ScenarioError",
+    "compat",
     "VectorModel",
     "load_scenario",
     "parse_scenario",

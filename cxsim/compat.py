@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from random import Random
 
+import mesa
 import networkx as nx
 from mesa.discrete_space import Network
 
@@ -20,3 +21,14 @@ def network_space(graph: nx.Graph, random: Random) -> Network:
     if _NETWORK_HAS_LAYOUT:
         return Network(graph, capacity=1, random=random, layout=nx.circular_layout)
     return Network(graph, capacity=1, random=random)
+
+
+def batch_run(model_cls, parameters: dict, seeds: list[int], **kwargs) -> list[dict]:
+    """``mesa.batch_run`` with one run per seed and parameter point, on any Mesa 3.x.
+
+    Mesa 3.4+ takes seeds as ``rng=[...]`` (and overwrites an ``rng`` parameter); Mesa 3.3 has no
+    such argument, so the seeds go in as an ``rng`` parameter there.
+    """
+    if "rng" in inspect.signature(mesa.batch_run).parameters:
+        return mesa.batch_run(model_cls, parameters, rng=list(seeds), **kwargs)
+    return mesa.batch_run(model_cls, {**parameters, "rng": list(seeds)}, iterations=1, **kwargs)

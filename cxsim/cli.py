@@ -119,34 +119,47 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+# (figure, text, format of a value, format of a paired difference)
 HEADLINE = [
-    ("annual_churn", "annual churn", "{:.1%}"),
-    ("nps", "NPS (last year)", "{:+.1f}"),
-    ("csat", "CSAT % (last year)", "{:.1f}"),
-    ("final_customers", "customers at end", "{:,.0f}"),
-    ("revenue", "revenue", "{:,.0f}"),
-    ("profit", "profit", "{:,.0f}"),
-    ("lost_revenue_experience_horizon", "revenue lost to poor experiences", "{:,.0f}"),
+    ("annual_churn", "annual churn", "{:.1%}", "{:+.1f} pts"),
+    ("nps", "NPS (last year)", "{:+.1f}", "{:+.1f} pts"),
+    ("csat", "CSAT % (last year)", "{:.1f}", "{:+.1f} pts"),
+    ("final_customers", "customers at end", "{:,.0f}", "{:+,.0f}"),
+    ("revenue", "revenue", "{:,.0f}", "{:+,.0f}"),
+    ("profit", "profit", "{:,.0f}", "{:+,.0f}"),
+    ("lost_revenue_experience_horizon", "revenue lost to poor experiences", "{:,.0f}", "{:+,.0f}"),
 ]
+RETURNS = [
+    ("cost_programme", "extra programme cost", "{:+,.0f}"),
+    ("roi", "return on programme cost", "{:+.2f}"),
+    ("payback_step", "payback (step)", "{:.0f}"),
+]
+
+
+def _line(text: str, fmt: str, m: float, lo: float, hi: float) -> str:
+    return f"  {text:<34} {fmt.format(m):>18}  [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _print_figures(experiment) -> None:
     figures = experiment.figures().set_index(["scenario", "figure"])
     diffs = experiment.differences()
-    diffs = diffs.set_index(["scenario", "figure"]) if len(diffs) else None
     currency = experiment.scenarios[0].economics.currency
     print(f"Mean over replications [95% CI]; money in {currency} for the represented base.")
     for spec in experiment.scenarios:
         print(f"\n{spec.name}")
-        for key, text, fmt in HEADLINE:
-            m, lo, hi = figures.loc[(spec.name, key), ["mean", "low", "high"]]
-            print(f"  {text:<34} {fmt.format(m):>16}  [{fmt.format(lo)}, {fmt.format(hi)}]")
-    if diffs is not None:
-        for label in dict.fromkeys(diffs.index.get_level_values(0)):
-            print(f"\n{label} (paired, same seeds)")
-            for key, text, fmt in HEADLINE:
-                m, lo, hi = diffs.loc[(label, key), ["mean", "low", "high"]]
-                print(f"  {text:<34} {fmt.format(m):>16}  [{fmt.format(lo)}, {fmt.format(hi)}]")
+        for key, text, fmt, _ in HEADLINE:
+            print(_line(text, fmt, *figures.loc[(spec.name, key), ["mean", "low", "high"]]))
+    if not len(diffs):
+        return
+    diffs = diffs.set_index(["scenario", "figure"])
+    for label in dict.fromkeys(diffs.index.get_level_values(0)):
+        print(f"\n{label} (paired: same seeds)")
+        for key, text, _, fmt in HEADLINE:
+            scale = 100 if key == "annual_churn" else 1  # a difference of shares, in points
+            print(_line(text, fmt, *scale * diffs.loc[(label, key), ["mean", "low", "high"]]))
+        for key, text, fmt in RETURNS:
+            if (label, key) in diffs.index and not np.isnan(diffs.loc[(label, key), "mean"]):
+                print(_line(text, fmt, *diffs.loc[(label, key), ["mean", "low", "high"]]))
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -63,19 +63,38 @@ class Experiment:
         """Mean and 95% CI of each summary figure per scenario."""
         return summarise(self.summaries.drop(columns=["seed"]))
 
-    def differences(self) -> pd.DataFrame:
-        """Paired differences of every scenario against the first (same seeds), with 95% CIs."""
+    def paired(self) -> pd.DataFrame:
+        """Per replication, every scenario minus the first (same seeds: common random numbers).
+
+        Besides the differences of every summary figure: ``roi``, the extra profit per unit of
+        extra programme cost, and ``payback_step``, the first step from which the cumulative
+        profit stays ahead of the first scenario's (NaN if it never does).
+        """
         names = [s.name for s in self.scenarios]
         if len(names) < 2:
             return pd.DataFrame()
         wide = self.summaries.set_index(["scenario", "replication"]).drop(columns=["seed"])
-        base = wide.loc[names[0]]
+        profit = self.steps.pivot_table(
+            index=["scenario", "replication"], columns="step", values="cumulative_profit"
+        )
         frames = []
         for name in names[1:]:
-            diff = (wide.loc[name] - base).reset_index()
+            diff = wide.loc[name] - wide.loc[names[0]]
+            extra = diff["cost_programme"].where(diff["cost_programme"] > 0)
+            diff["roi"] = diff["profit"] / extra
+            ahead = (profit.loc[name] - profit.loc[names[0]]).to_numpy() >= 0
+            stays = np.flip(np.cumprod(np.flip(ahead, axis=1), axis=1), axis=1).astype(bool)
+            first = np.where(stays.any(axis=1), stays.argmax(axis=1), -1)
+            diff["payback_step"] = np.where(first >= 0, profit.columns.to_numpy()[first], np.nan)
+            diff = diff.reset_index()
             diff.insert(0, "scenario", f"{name} - {names[0]}")
             frames.append(diff)
-        return summarise(pd.concat(frames, ignore_index=True))
+        return pd.concat(frames, ignore_index=True)
+
+    def differences(self) -> pd.DataFrame:
+        """Mean and 95% CI of the paired differences against the first scenario."""
+        paired = self.paired()
+        return summarise(paired) if len(paired) else paired
 
 
 def run_experiment(

@@ -109,6 +109,7 @@ def run_summary(steps: pd.DataFrame, spec: Scenario) -> dict[str, float]:
         "mean_satisfaction": float(last_year["mean_satisfaction"].mean()),
         "revenue": float(flows["revenue"].sum()),
         "costs": float(flows["costs"].sum()),
+        "cost_programme": float(flows["cost_programme"].sum()),
         "profit": float(flows["profit"].sum()),
         "lost_revenue_horizon": float(flows["lost_revenue_horizon"].sum()),
         "lost_revenue_lifetime": float(flows["lost_revenue_lifetime"].sum()),

@@ -71,6 +71,7 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
         "churn_by_cause.png",
         "nps_csat.png",
         "revenue_costs.png",
+        "lost_revenue.png",
     ]:
         assert (out / name).stat().st_size > 0, name
     steps = pd.read_csv(out / "steps.csv")
@@ -82,7 +83,8 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
     seeds = summary.groupby("scenario")["seed"].apply(list)
     assert seeds["reactive"] == seeds["proactive"]
     printed = capsys.readouterr().out
-    assert "proactive - reactive (paired, same seeds)" in printed and "annual churn" in printed
+    assert "proactive - reactive (paired: same seeds)" in printed and "annual churn" in printed
+    assert "return on programme cost" in printed
 
 
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):

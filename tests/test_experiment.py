@@ -1,0 +1,60 @@
+"""Replications, common random numbers, and the paired comparison of strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cxsim.experiment import replication_seeds, run_experiment
+from cxsim.metrics import mean_ci
+
+from .conftest import SHIPPED, small
+
+
+def test_replication_seeds_are_fixed_by_the_root_and_distinct():
+    assert replication_seeds(7, 5) == replication_seeds(7, 5)
+    assert replication_seeds(7, 5)[:3] == replication_seeds(7, 3)
+    assert len(set(replication_seeds(7, 50))) == 50
+    assert replication_seeds(7, 3) != replication_seeds(8, 3)
+
+
+def test_mean_ci_is_a_student_t_interval():
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert m == 2.5
+    assert hi - m == pytest.approx(3.182446 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-5)
+    assert mean_ci([5.0]) == (5.0, 5.0, 5.0)
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    specs = [small(p, time__horizon=60, population__customers=300, population__prospects=900)
+             for p in SHIPPED]  # fmt: skip
+    order = sorted(specs, key=lambda s: s.name != "reactive")  # reactive first: the baseline
+    return run_experiment(order, replications=4, seed=3, workers=1, progress=False)
+
+
+def test_every_scenario_runs_on_the_same_seeds(experiment):
+    seeds = experiment.summaries.groupby("scenario")["seed"].apply(list)
+    assert seeds["reactive"] == seeds["proactive"] == experiment.seeds
+
+
+def test_paired_differences_return_and_payback(experiment):
+    paired = experiment.paired().set_index("replication")
+    by = experiment.summaries.set_index(["scenario", "replication"])
+    for r, row in paired.iterrows():
+        d_profit = by.loc[("proactive", r), "profit"] - by.loc[("reactive", r), "profit"]
+        d_cost = (
+            by.loc[("proactive", r), "cost_programme"] - by.loc[("reactive", r), "cost_programme"]
+        )
+        assert row["profit"] == pytest.approx(d_profit)
+        assert row["roi"] == pytest.approx(d_profit / d_cost)
+        # Payback: the first step from which proactive's cumulative profit stays ahead.
+        steps = experiment.steps[experiment.steps["replication"] == r]
+        profit = {n: g["cumulative_profit"].to_numpy() for n, g in steps.groupby("scenario")}
+        lead = profit["proactive"] - profit["reactive"]
+        ahead = [t for t in range(len(lead)) if (lead[t:] >= 0).all()]
+        expected = ahead[0] if ahead else np.nan
+        assert row["payback_step"] == pytest.approx(expected, nan_ok=True)
+    figures = experiment.differences().set_index("figure")
+    assert figures.loc["annual_churn", "mean"] < 0
+    assert figures.loc["annual_churn", "low"] <= figures.loc["annual_churn", "mean"]

@@ -17,6 +17,7 @@ import numpy as np
 from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
 from cxsim.engines import ENGINES
 from cxsim.loading import ScenarioError, apply_overrides, load_scenario
+from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
 
 
@@ -24,24 +25,19 @@ class UsageError(Exception):
     """A command-line mistake; printed as it is, exit status 2."""
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {value}")
-    return value
+def _whole(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, found {value}")
+        return value
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, found {value}")
-    return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,12 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="simulate one or more scenarios and write a results folder")
-    run.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file(s)")
-    run.add_argument("--replications", "-r", type=_positive, help="runs per scenario")
-    run.add_argument("--seed", type=_seed, help="root seed (default: the first scenario's)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario YAML file(s)")
+    run.add_argument(
+        "--resume", metavar="FOLDER", help="finish an interrupted run in its results folder"
+    )
+    run.add_argument("--replications", "-r", type=_whole(1), help="runs per scenario")
+    run.add_argument("--seed", type=_whole(0), help="root seed (default: the first scenario's)")
     run.add_argument("--engine", choices=sorted(ENGINES), default="vector")
     run.add_argument("--out", default="results", help="parent folder of the new results folder")
-    run.add_argument("--workers", type=_positive, help="processes (default: all cores)")
+    run.add_argument("--workers", type=_whole(1), help="processes (default: all cores)")
     run.add_argument(
         "--set",
         dest="overrides",
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, UsageError) as exc:
+    except (ScenarioError, UsageError, ResultsError) as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -92,7 +91,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from cxsim.experiment import run_experiment
-    from cxsim.results import write_experiment
+    from cxsim.results import PARTS, Plan, start, write_experiment
+
+    if args.resume:
+        if args.scenarios or args.overrides:
+            raise UsageError("--resume takes the scenarios and settings saved in the folder")
+        out = Path(args.resume)
+        plan = Plan.load(out)
+    elif not args.scenarios:
+        raise UsageError("name at least one scenario file, or --resume FOLDER")
+    else:
+        plan = _plan(args)
+        out = start(Path(args.out), plan)
+    started = time.perf_counter()
+    experiment = run_experiment(
+        plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
+        parts=out / PARTS,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    write_experiment(experiment, out, plan.sources, wall)
+    _print_figures(experiment)
+    print(
+        f"\n{plan.replications} replication(s) x {len(plan.scenarios)} scenario(s), "
+        f"engine {plan.engine}, {wall:.1f} s. Results: {out}"
+    )
+    return 0
+
+
+def _plan(args: argparse.Namespace):
+    from cxsim.results import Plan
 
     specs = [load_scenario(path, args.overrides) for path in args.scenarios]
     names = [s.name for s in specs]
@@ -101,22 +128,12 @@ def _run(args: argparse.Namespace) -> int:
             f"scenarios to compare need different 'name' fields, found {names}; "
             "set one with --set name=..."
         )
-    first = specs[0].run
-    replications = args.replications or first.replications
-    seed = first.seed if args.seed is None else args.seed
+    replications = args.replications or specs[0].run.replications
+    seed = specs[0].run.seed if args.seed is None else args.seed
     specs = [
         apply_overrides(s, {"run.seed": seed, "run.replications": replications}) for s in specs
     ]
-    started = time.perf_counter()
-    experiment = run_experiment(specs, replications, seed, args.engine, args.workers)
-    wall = time.perf_counter() - started
-    out = write_experiment(experiment, Path(args.out), args.scenarios, wall)
-    _print_figures(experiment)
-    print(
-        f"\n{replications} replication(s) x {len(specs)} scenario(s), engine {args.engine}, "
-        f"{wall:.1f} s. Results: {out}"
-    )
-    return 0
+    return Plan(list(args.scenarios), specs, args.engine, replications, seed)
 
 
 # (figure, text, format of a value, format of a paired difference)

@@ -9,9 +9,11 @@ replication order.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,10 @@ def run_once(spec: Scenario, seed: int, engine: str = "vector") -> RunResult:
 
 def _task(args: tuple[Scenario, int, str]) -> RunResult:
     return run_once(*args)
+
+
+def _part_file(parts: Path | None, scenario: str, replication: int) -> Path:
+    return Path(parts or ".") / f"{scenario}--{replication:05d}.pkl"
 
 
 @dataclass
@@ -104,31 +110,55 @@ def run_experiment(
     engine: str = "vector",
     workers: int | None = None,
     progress: bool | None = None,
+    parts: Path | None = None,
 ) -> Experiment:
-    """Run every scenario ``replications`` times with the same seeds, on ``workers`` processes."""
+    """Run every scenario ``replications`` times with the same seeds, on ``workers`` processes.
+
+    With ``parts`` (a folder), each finished run is saved there as it ends (written to a
+    temporary name, then renamed) and runs already saved are loaded instead of run again, so an
+    interrupted experiment resumes where it stopped.
+    """
     names = [s.name for s in scenarios]
     if len(set(names)) != len(names):
         raise ValueError(f"scenario names must differ to be compared, found {names}")
     seeds = replication_seeds(seed, replications)
     tasks = [(spec, s, engine) for spec in scenarios for s in seeds]
-    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    files = [_part_file(parts, spec.name, r) for spec in scenarios for r in range(replications)]
+    results: dict[int, RunResult] = {}
+    if parts is not None:
+        parts.mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(files):
+            if path.exists():
+                with path.open("rb") as f:
+                    results[i] = pickle.load(f)
+    todo = [i for i in range(len(tasks)) if i not in results]
+    workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
     if progress is None:
         progress = sys.stderr.isatty()
-    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
+    bar = tqdm(total=len(tasks), initial=len(results), desc="runs", unit="run",
+               disable=not progress)  # fmt: skip
+
+    def finished(i: int, result: RunResult) -> None:
+        results[i] = result
+        if parts is not None:
+            tmp = files[i].with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, files[i])
+        bar.update()
+
     if workers <= 1:
-        results = []
-        for t in tasks:
-            results.append(_task(t))
-            bar.update()
+        for i in todo:
+            finished(i, _task(tasks[i]))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = []
-            for r in pool.map(_task, tasks):
-                results.append(r)
-                bar.update()
+            futures = {pool.submit(_task, tasks[i]): i for i in todo}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     bar.close()
+    ordered = [results[i] for i in range(len(tasks))]  # replication order, whatever finished first
     steps, summaries, customers = [], [], []
-    for (spec, s, _), result in zip(tasks, results, strict=True):
+    for (spec, s, _), result in zip(tasks, ordered, strict=True):
         tags = {"scenario": spec.name, "replication": seeds.index(s), "seed": s}
         steps.append(result.steps.assign(**tags))
         summaries.append({**tags, **result.summary})

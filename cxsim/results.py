@@ -1,23 +1,29 @@
 """Write an experiment to a new results folder: tables, charts and a manifest to reproduce it.
 
 A folder is never overwritten: each run gets ``<parent>/<name>-<timestamp>`` (with a numeric
-suffix if that exists). ``manifest.json`` holds each scenario exactly as run, the seeds, the
-engine, package versions, the git commit and the wall time, so any figure can be reproduced.
+suffix if that exists). While it runs, the folder holds the plan and one part file per finished
+run, so ``cxsim run --resume FOLDER`` can finish an interrupted run. When done, ``manifest.json``
+holds each scenario exactly as run, the seeds, the engine, package versions, the git commit and
+the wall time, so any figure can be reproduced.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
 from cxsim.charts import write_all
 from cxsim.experiment import Experiment
+from cxsim.loading import validate
+from cxsim.scenario import Scenario
 
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib"]
 
@@ -66,12 +72,59 @@ def _git_commit() -> str | None:
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 
+PLAN = "plan.json"
+PARTS = "parts"
+
+
+class ResultsError(Exception):
+    """A results folder that cannot be used as asked; the message is for the user."""
+
+
+@dataclass
+class Plan:
+    """What a run was asked to do, saved in its folder until it completes (for --resume)."""
+
+    sources: list[str]
+    scenarios: list[Scenario]
+    engine: str
+    replications: int
+    seed: int
+
+    def save(self, folder: Path) -> None:
+        data = {
+            "sources": self.sources,
+            "scenarios": [s.model_dump(mode="json") for s in self.scenarios],
+            "engine": self.engine,
+            "replications": self.replications,
+            "seed": self.seed,
+        }
+        (folder / PLAN).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> Plan:
+        path = Path(folder) / PLAN
+        if not path.exists():
+            if (Path(folder) / "manifest.json").exists():
+                raise ResultsError(f"{folder}: this run is complete; nothing to resume")
+            raise ResultsError(f"{folder}: not a cxsim results folder (no {PLAN})")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        scenarios = [validate(s, f"{path} (scenario {i + 1})") for i, s in
+                     enumerate(data["scenarios"])]  # fmt: skip
+        return cls(data["sources"], scenarios, data["engine"], data["replications"], data["seed"])
+
+
+def start(parent: Path, plan: Plan) -> Path:
+    """A new results folder holding the plan; finished runs go to its parts/ as they end."""
+    out = new_folder(Path(parent), "-vs-".join(s.name for s in plan.scenarios))
+    plan.save(out)
+    return out
+
+
 def write_experiment(
-    experiment: Experiment, parent: Path, sources: list[str], wall_seconds: float
+    experiment: Experiment, out: Path, sources: list[str], wall_seconds: float
 ) -> Path:
-    """Write tables, charts and manifest; returns the new folder."""
-    name = "-vs-".join(s.name for s in experiment.scenarios)
-    out = new_folder(Path(parent), name)
+    """Write tables, charts and manifest into ``out``, then drop the plan and the parts."""
+    out = Path(out)
     experiment.steps.to_csv(out / "steps.csv", index=False)
     experiment.summaries.to_csv(out / "summary.csv", index=False)
     experiment.figures().to_csv(out / "figures.csv", index=False)
@@ -100,8 +153,11 @@ def write_experiment(
         "versions": _versions(),
         "git_commit": _git_commit(),
         "wall_seconds": round(wall_seconds + time.perf_counter() - started, 3),
-        "files": sorted(p.name for p in out.iterdir()) + ["manifest.json"],
+        "files": sorted(p.name for p in out.iterdir() if p.name not in (PLAN, PARTS))
+        + ["manifest.json"],
         "charts": [p.name for p in charts],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / PLAN).unlink(missing_ok=True)
+    shutil.rmtree(out / PARTS, ignore_errors=True)
     return out

@@ -244,3 +244,34 @@ def test_shipped_scenarios_differ_only_in_their_strategy():
     ]:
         assert getattr(reactive, section) == getattr(proactive, section), section
     assert reactive.strategy != proactive.strategy
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_path, monkeypatch):
+    import cxsim.experiment as experiment
+
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), str(ROOT / "scenarios/proactive.yaml"),
+            "-r", "3", "--workers", "1", *SMALL]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = _only_folder(tmp_path / "whole")
+
+    real, calls = experiment._task, []
+
+    def stop_after_four(task):
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        calls.append(task)
+        return real(task)
+
+    monkeypatch.setattr(experiment, "_task", stop_after_four)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    cut = _only_folder(tmp_path / "cut")
+    assert (cut / "plan.json").exists() and len(list((cut / "parts").glob("*.pkl"))) == 4
+    assert not (cut / "manifest.json").exists()
+
+    monkeypatch.setattr(experiment, "_task", lambda task: calls.append(task) or real(task))
+    assert main(["run", "--resume", str(cut)]) == 0
+    assert len(calls) == 6  # four before the interruption, the two missing ones after
+    assert not (cut / "plan.json").exists() and not (cut / "parts").exists()
+    for name in ["steps.csv", "summary.csv"]:
+        pd.testing.assert_frame_equal(pd.read_csv(whole / name), pd.read_csv(cut / name))
+    assert main(["run", "--resume", str(cut)]) == 2  # complete: nothing to resume

@@ -68,8 +68,16 @@ def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
     result stays in [0, 1] whenever s and resting are in [0, 1].
     """
     s = s + relaxation * (resting - s)
-    s = 1.0 - (1.0 - s) * (1.0 - gain) ** n_good
-    return s * (1.0 - loss) ** n_bad
+    s = 1.0 - (1.0 - s) * _power(1.0 - gain, n_good, s)
+    return s * _power(1.0 - loss, n_bad, s)
+
+
+def _power(base: float, counts, like):
+    """base ** counts; for an integer array, looked up from a table (pow per element is slow)."""
+    if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
+        table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
+        return table.astype(getattr(like, "dtype", np.float64))[counts]
+    return base**counts
 
 
 def likelihood_to_recommend(s):

@@ -34,11 +34,18 @@ class Stayed:
 
 
 def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
-    """Indices of 0..m-1 each picked independently with chance p (binomial count, then subset)."""
+    """Indices of 0..m-1 each picked independently with chance p.
+
+    A rare pick is drawn as a binomial count and then a uniform subset of that size (the same
+    distribution as one coin per index, with far fewer random numbers); a common one, one
+    uniform per index.
+    """
     if m == 0 or p <= 0:
         return np.empty(0, dtype=np.int64)
     if p >= 1:
         return np.arange(m)
+    if p > 0.02:
+        return np.flatnonzero(rng.random(m, dtype=_F) < p)
     return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
 
 
@@ -187,11 +194,11 @@ class VectorModel(CustomerModel):
         # Step 2: problems. An open one may fade, else hurts again; a new one may be detected.
         problem = self.problem[people]
         has_open = problem >= 0
-        faded = np.zeros(m, bool)
-        faded[chosen(rng, m, behaviour.problem_fade)] = True
-        faded &= has_open
+        still_open = np.flatnonzero(has_open)
+        faded = still_open[rng.random(len(still_open)) < behaviour.problem_fade]
         problem[faded] = -1
-        hurting = has_open & ~faded
+        hurting = has_open.copy()
+        hurting[faded] = False
         new = np.zeros(m, bool)
         for lo, hi, g in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
             new[lo + chosen(rng, hi - lo, k.problem_total[g])] = True

@@ -201,7 +201,7 @@ class CustomerModel(mesa.Model):
         self._cumulative: dict[str, float] = {}
         self.metrics: dict[str, float] = {}
         self._setup_people(self._draw_traits())
-        self.datacollector = mesa.DataCollector(
+        self.datacollector = MetricsCollector(
             model_reporters={name: partial(_metric, name=name) for name in metric_names(spec)}
         )
         self._record(Tally(churn_by_cause=np.zeros(len(self.causes), np.int64)))
@@ -366,6 +366,21 @@ class CustomerModel(mesa.Model):
             rules.horizon_revenue(arpu, self.horizon - t + 1),
             rules.lifetime_value(arpu, theta, self.k.step_discount),
         )
+
+
+class MetricsCollector(mesa.DataCollector):
+    """Mesa's DataCollector, recording the step's metrics dict without a deep copy per value.
+
+    Every reporter reads one number from ``model.metrics``, a fresh dict each step, so copying
+    is not needed; skipping it saves a tenth of a step at 10,000 people. Everything else
+    (``model_vars``, ``get_model_vars_dataframe``, ``batch_run``) is Mesa's own.
+    """
+
+    def collect(self, model: CustomerModel) -> None:
+        if hasattr(self, "_collection_steps"):  # Mesa 3.4+ records when each row was taken
+            self._collection_steps.append(getattr(model, "time", model.steps))
+        for name, values in self.model_vars.items():
+            values.append(model.metrics[name])
 
 
 def _metric(model: CustomerModel, name: str) -> float:

@@ -93,6 +93,29 @@ def _nps_csat(steps: pd.DataFrame, names, step_label: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _retention(cohorts: pd.DataFrame, names, step_label: str, path: Path) -> Path:
+    """Share of customers still there by tenure: at the start, and acquired during the run."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, name in enumerate(names):
+        mine = cohorts[cohorts["scenario"] == name]
+        for start, style, who in ((True, "--", "customers at the start"),
+                                  (False, "-", "acquired during the run")):  # fmt: skip
+            part = mine[(mine["cohort_start"] == 0) == start]
+            if not len(part):
+                continue
+            kept = part.assign(n=part["spells"] * part["retained"]).groupby("tenure")
+            share = kept["n"].sum() / kept["spells"].sum()
+            ax.plot(share.index, 100 * share.values, style, marker="o", ms=3,
+                    color=COLOURS[i % len(COLOURS)], label=f"{name}: {who}")  # fmt: skip
+    ax.set_title("Cohort retention: share still a customer, by tenure")
+    ax.set_xlabel(f"tenure ({step_label}s)")
+    ax.set_ylabel("% still a customer")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
 def write_charts(
     steps: pd.DataFrame,
     summaries: pd.DataFrame,
@@ -100,6 +123,7 @@ def write_charts(
     out: Path,
     step_label: str = "week",
     currency: str = "USD",
+    cohorts: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write the standard charts into ``out``; returns their paths."""
     names = list(dict.fromkeys(steps["scenario"]))
@@ -115,7 +139,8 @@ def write_charts(
         _lines(steps, names, ["cumulative_lost_revenue_experience_horizon"],
                "Revenue lost to customers who walked away after bad experiences (cumulative)",
                "", step_label, out / "lost_revenue.png", currency),
-    ]  # fmt: skip
+    ] + ([] if cohorts is None or not len(cohorts) else
+         [_retention(cohorts, names, step_label, out / "cohort_retention.png")])  # fmt: skip
 
 
 def write_all(experiment, out: Path) -> list[Path]:
@@ -123,5 +148,5 @@ def write_all(experiment, out: Path) -> list[Path]:
     spec = experiment.scenarios[0]
     return write_charts(
         experiment.steps, experiment.summaries, churn_causes(spec), out,
-        spec.time.step, spec.economics.currency,
+        spec.time.step, spec.economics.currency, experiment.cohorts(),
     )  # fmt: skip

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxsim.engines import ENGINES
-from cxsim.metrics import run_summary, summarise
+from cxsim.metrics import cohort_retention, run_summary, summarise
 from cxsim.scenario import Scenario
 
 
@@ -64,6 +64,13 @@ class Experiment:
     steps: pd.DataFrame  # scenario, replication, seed, step, metrics...
     summaries: pd.DataFrame  # scenario, replication, seed, figures...
     customers: pd.DataFrame  # scenario, replication, per-customer columns
+
+    def cohorts(self) -> pd.DataFrame:
+        """Retention by acquisition cohort and tenure, pooled over replications; cohorts and
+        tenures in quarters (or a quarter of the horizon, if that is shorter)."""
+        spec = self.scenarios[0]
+        period = max(1, min(round(spec.time.steps_per_year / 4), spec.time.horizon // 4))
+        return cohort_retention(self.customers, spec.time.horizon, period)
 
     def figures(self) -> pd.DataFrame:
         """Mean and 95% CI of each summary figure per scenario."""

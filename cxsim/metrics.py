@@ -144,3 +144,34 @@ def summarise(summaries: pd.DataFrame, by: str = "scenario") -> pd.DataFrame:
             m, lo, hi = mean_ci(group[col])
             rows.append({by: key, "figure": col, "mean": m, "low": lo, "high": hi})
     return pd.DataFrame(rows)
+
+
+def cohort_retention(customers: pd.DataFrame, horizon: int, period: int) -> pd.DataFrame:
+    """Share of each acquisition cohort still a customer after each whole number of periods.
+
+    ``customers`` is the per-customer table (with a ``scenario`` column, pooled over
+    replications); cohorts group spells by acquisition step in blocks of ``period`` steps
+    (cohort 0 is the customers at the start). Only spells old enough to be observed at a tenure
+    count towards it. Columns: scenario, cohort_start, tenure, spells, retained.
+    """
+    rows = []
+    frame = customers.copy()
+    frame["cohort_start"] = np.where(
+        frame["acquired_step"] == 0, 0, ((frame["acquired_step"] - 1) // period) * period + 1
+    )
+    churn = frame["churn_step"].to_numpy(np.int64)
+    left = np.where(churn >= 0, churn, horizon + 1)  # still a customer: past the horizon
+    frame["lifetime"] = left - frame["acquired_step"].to_numpy(np.int64)
+    for (scenario, start), group in frame.groupby(["scenario", "cohort_start"], sort=True):
+        for tenure in range(period, horizon + 1, period):
+            seen = group[group["acquired_step"] + tenure <= horizon]
+            if not len(seen):
+                break
+            rows.append({
+                "scenario": scenario,
+                "cohort_start": int(start),
+                "tenure": tenure,
+                "spells": len(seen),
+                "retained": float((seen["lifetime"] > tenure).mean()),
+            })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -132,6 +132,7 @@ def write_experiment(
     if len(diffs):
         diffs.to_csv(out / "differences.csv", index=False)
     experiment.customers.to_csv(out / "customers.csv.gz", index=False)
+    experiment.cohorts().to_csv(out / "cohorts.csv", index=False)
     started = time.perf_counter()
     charts = write_all(experiment, out)
     manifest = {

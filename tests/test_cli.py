@@ -72,6 +72,8 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
         "nps_csat.png",
         "revenue_costs.png",
         "lost_revenue.png",
+        "cohorts.csv",
+        "cohort_retention.png",
     ]:
         assert (out / name).stat().st_size > 0, name
     steps = pd.read_csv(out / "steps.csv")

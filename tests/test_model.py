@@ -280,3 +280,24 @@ def test_vector_engine_stocks_kept_by_the_step_match_a_full_recount(kind):
     for _ in range(model.horizon):
         model.step()
         assert model._census() == model.recount()
+
+
+def test_cohort_retention_of_the_first_customers_is_their_survival_curve():
+    from cxsim.metrics import cohort_retention
+
+    spec = apply_overrides(
+        quiet(small(time__horizon=52)),
+        {
+            "population.customers": 2000,
+            "population.prospects": 0,
+            "behaviour.baseline_churn.alpha": 2.0,
+            "behaviour.baseline_churn.beta": 60.0,
+            "behaviour.win_back.enabled": False,
+        },
+    )
+    model = run(spec, "vector", 3)
+    frame = model.metrics_frame()
+    cohorts = cohort_retention(model.customer_table().assign(scenario="x"), 52, 13)
+    assert list(cohorts["tenure"]) == [13, 26, 39, 52]
+    expected = frame.set_index("step")["customers"].loc[[13, 26, 39, 52]].to_numpy() / 2000
+    assert np.allclose(cohorts["retained"], expected)

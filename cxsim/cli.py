@@ -73,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
 
-    sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
+    schema.add_argument(
+        "--markdown", action="store_true", help="a Markdown table of every field instead"
+    )
     return p
 
 
@@ -229,6 +232,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from cxsim.reference import markdown
+
+        print(markdown(), end="")
+        return 0
     schema = Scenario.model_json_schema()
     schema["title"] = "cxsim scenario"
     print(json.dumps(schema, indent=2))

@@ -75,8 +75,8 @@ class NetworkKind(StrEnum):
 class Network(Section):
     kind: NetworkKind = Field(
         NetworkKind.watts_strogatz,
-        description="Social network kind: well_mixed, watts_strogatz, barabasi_albert, "
-        "erdos_renyi or ring",
+        description="Social network: well_mixed, watts_strogatz, barabasi_albert, erdos_renyi "
+        "or ring (kind)",
     )
     mean_degree: Number = Field(
         10.0, ge=0, description="Mean number of social contacts per person (people)"
@@ -88,7 +88,7 @@ class Touchpoint(Section):
     name: str = Field(description="Identifier used in results, e.g. churn_by_billing (lowercase)")
     department: str = Field("", description="Department that owns the touchpoint (text)")
     stages: tuple[Literal["prospect", "onboarding", "active"], ...] = Field(
-        description="Journey stages at which it is visited: prospect, onboarding, active"
+        description="Journey stages at which it is visited (list of prospect, onboarding, active)"
     )
     visit_rate: Number = _share(0.5, "Chance a person in those stages visits it in a step")
     good: Number = _share(0.1, "Chance a visit is a good experience")
@@ -131,7 +131,7 @@ def _default_touchpoints() -> tuple[Touchpoint, ...]:
 
 
 class Satisfaction(Section):
-    mean: Number = _share(0.75, "Mean of each person's resting satisfaction (expectation)")
+    mean: Number = _share(0.75, "Mean resting satisfaction, the level people return to")
     sd: Number = Field(
         0.12, ge=0, lt=0.5, description="Spread of resting satisfaction across people (0-1 scale)"
     )
@@ -154,7 +154,9 @@ class Survey(Section):
     after_several: Number = Field(
         0.59, gt=0, lt=1, description="Share who walk away after several (share 0-1)"
     )
-    several: Whole = Field(3, ge=2, le=50, description="How many bad experiences 'several' means")
+    several: Whole = Field(
+        3, ge=2, le=50, description="How many bad experiences 'several' means (count)"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Survey:
@@ -165,10 +167,10 @@ class Survey(Section):
 
 class WalkAway(Section):
     a: Number | None = Field(
-        None, description="Intercept of the walk-away curve (log-odds); null: fit to survey"
+        None, description="Intercept of the walk-away curve; null: fitted to survey (log-odds)"
     )
     b: Number | None = Field(
-        None, description="Rise per extra recent bad experience (log-odds); null: fit to survey"
+        None, description="Rise per extra recent bad experience; null: fitted to survey (log-odds)"
     )
     survey: Survey = Field(default_factory=Survey, description="Survey figures to fit a and b")
     tolerance_sd: Number = Field(
@@ -204,12 +206,16 @@ class WalkAway(Section):
 
 
 class BaselineChurn(Section):
-    alpha: Number = Field(2.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
-    beta: Number = Field(1500.0, gt=0, description="Beta(alpha, beta) of per-step churn hazard")
+    alpha: Number = Field(
+        2.0, gt=0, description="Alpha of Beta(alpha, beta), the per-step baseline hazard (shape)"
+    )
+    beta: Number = Field(
+        1500.0, gt=0, description="Beta of Beta(alpha, beta), the per-step baseline hazard (shape)"
+    )
     satisfaction_elasticity: Number = Field(
         3.0,
         ge=0,
-        description="Hazard x exp(elasticity x (resting - current satisfaction)); 0: off",
+        description="Hazard x exp(elasticity x (resting - current satisfaction)); 0: off (1/unit)",
     )
 
 
@@ -243,7 +249,7 @@ class Reviews(Section):
 
 
 class WinBack(Section):
-    enabled: bool = Field(True, description="Churned people may return to the market")
+    enabled: bool = Field(True, description="Churned people may return to the market (true/false)")
     wait: Whole = Field(26, ge=0, description="Steps after churn before they may return (steps)")
     rate: Number = _share(0.02, "Chance per step after the wait of returning to the market")
 
@@ -255,7 +261,9 @@ class Behaviour(Section):
     )
     walk_away: WalkAway = Field(default_factory=WalkAway)
     baseline_churn: BaselineChurn = Field(default_factory=BaselineChurn)
-    onboarding_steps: Whole = Field(4, ge=0, description="Steps a new customer stays onboarding")
+    onboarding_steps: Whole = Field(
+        4, ge=0, description="Steps a new customer stays onboarding (steps)"
+    )
     problem_fade: Number = _share(0.3, "Chance per step an open problem goes away without support")
     ad_conversion: Number = _share(
         0.002, "Chance per step a prospect buys because of advertising (Bass p)"
@@ -274,7 +282,7 @@ class StrategyCosts(Section):
 
 
 class Strategy(Section):
-    name: str = Field("reactive", description="Label of the strategy in results and charts")
+    name: str = Field("reactive", description="Label of the strategy in results and charts (text)")
     detection: Number = _share(
         0.0, "Share of new problems found and fixed before the customer notices"
     )
@@ -315,7 +323,7 @@ class Economics(Section):
         7.0, ge=0, description="Acquisition cost as a multiple of retention cost (ratio)"
     )
     acquisition_cost: Number | None = Field(
-        None, ge=0, description="Cost per new customer (currency); null: ratio x retention cost"
+        None, ge=0, description="Cost per new customer; null: the ratio x retention cost (currency)"
     )
     support_cost: Number = Field(8.0, ge=0, description="Cost per support contact (currency)")
     discount_rate: Number = Field(
@@ -344,7 +352,10 @@ class Scenario(Section):
     population: Population = Field(default_factory=Population)
     network: Network = Field(default_factory=Network)
     touchpoints: tuple[Touchpoint, ...] = Field(
-        default_factory=_default_touchpoints, min_length=1, max_length=100
+        default_factory=_default_touchpoints,
+        min_length=1,
+        max_length=100,
+        description="Places of contact in journey order, 1 to 100 (list of touchpoints[] below)",
     )
     behaviour: Behaviour = Field(default_factory=Behaviour)
     strategy: Strategy = Field(default_factory=Strategy)

@@ -277,3 +277,16 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     for name in ["steps.csv", "summary.csv"]:
         pd.testing.assert_frame_equal(pd.read_csv(whole / name), pd.read_csv(cut / name))
     assert main(["run", "--resume", str(cut)]) == 2  # complete: nothing to resume
+
+
+def test_the_scenario_reference_in_docs_is_up_to_date():
+    from cxsim.reference import markdown
+
+    assert (ROOT / "docs" / "SCENARIO.md").read_text(encoding="utf-8") == markdown(), (
+        "docs/SCENARIO.md is stale: run `cxsim schema --markdown > docs/SCENARIO.md`"
+    )
+    fields = [line for line in markdown().splitlines() if line.startswith("| `")]
+    assert len(fields) > 60 and all(line.count("|") == 4 for line in fields)
+    assert not [line for line in fields if line.endswith("|  |")], "a field has no description"
+    no_unit = [line for line in fields if not line.rstrip(" |").endswith(")")]
+    assert not no_unit, f"a description does not end with its unit: {no_unit}"

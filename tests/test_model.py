@@ -301,3 +301,12 @@ def test_cohort_retention_of_the_first_customers_is_their_survival_curve():
     assert list(cohorts["tenure"]) == [13, 26, 39, 52]
     expected = frame.set_index("step")["customers"].loc[[13, 26, 39, 52]].to_numpy() / 2000
     assert np.allclose(cohorts["retained"], expected)
+
+
+def test_vector_word_of_mouth_counts_are_the_same_packed_or_apart():
+    from cxsim.engines import VectorModel
+
+    spec = small(ALL_MECHANISMS, network__kind="barabasi_albert")
+    packed, apart = VectorModel(spec, rng=6), VectorModel(spec, rng=6)
+    apart._packed = False  # the path taken when someone has 32,768 or more contacts
+    pd.testing.assert_frame_equal(packed.run().metrics_frame(), apart.run().metrics_frame())

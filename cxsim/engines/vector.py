@@ -149,11 +149,10 @@ class VectorModel(CustomerModel):
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
             return per * np.count_nonzero(promoter), per * np.count_nonzero(detractor)
-        if not self._packed:
-            a = self.adjacency
-            return (a @ promoter.astype(np.int32))[prospects], (a @ detractor.astype(np.int32))[
-                prospects
-            ]
+        if not self._packed:  # someone has 32,768+ contacts: count the two apart
+            promoters = self.adjacency @ promoter.astype(np.int32)
+            detractors = self.adjacency @ detractor.astype(np.int32)
+            return promoters[prospects], detractors[prospects]
         # One integer product counts both: promoters in the low 16 bits, detractors above.
         voices = promoter.astype(np.int32) | (detractor.astype(np.int32) << 16)
         counts = (self.adjacency @ voices)[prospects]

@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--replications", "-r", type=_whole(1), help="runs per scenario")
     run.add_argument("--seed", type=_whole(0), help="root seed (default: the first scenario's)")
-    run.add_argument("--engine", choices=sorted(ENGINES), default="vector")
-    run.add_argument("--out", default="results", help="parent folder of the new results folder")
+    run.add_argument("--engine", choices=sorted(ENGINES), help="default: vector")
+    run.add_argument("--out", help="parent folder of the new results folder (default: results)")
     run.add_argument("--workers", type=_whole(1), help="processes (default: all cores)")
     run.add_argument(
         "--set",
@@ -97,15 +97,21 @@ def _run(args: argparse.Namespace) -> int:
     from cxsim.results import PARTS, Plan, start, write_experiment
 
     if args.resume:
-        if args.scenarios or args.overrides:
-            raise UsageError("--resume takes the scenarios and settings saved in the folder")
+        given = [flag for flag, value in (("SCENARIO", args.scenarios), ("--set", args.overrides),
+                 ("--replications", args.replications), ("--seed", args.seed),
+                 ("--engine", args.engine), ("--out", args.out)) if value]  # fmt: skip
+        if given:
+            raise UsageError(
+                f"--resume runs what the folder's plan says; drop {', '.join(given)} "
+                "(only --workers may change)"
+            )
         out = Path(args.resume)
         plan = Plan.load(out)
     elif not args.scenarios:
         raise UsageError("name at least one scenario file, or --resume FOLDER")
     else:
         plan = _plan(args)
-        out = start(Path(args.out), plan)
+        out = start(Path(args.out or "results"), plan)
     started = time.perf_counter()
     experiment = run_experiment(
         plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
@@ -131,12 +137,18 @@ def _plan(args: argparse.Namespace):
             f"scenarios to compare need different 'name' fields, found {names}; "
             "set one with --set name=..."
         )
+    times = {s.time for s in specs}
+    if len(times) > 1:
+        raise UsageError(
+            "scenarios compared in one run need the same time section (step, steps_per_year, "
+            f"horizon); found {', '.join(sorted({repr(t.model_dump()) for t in times}))}"
+        )
     replications = args.replications or specs[0].run.replications
     seed = specs[0].run.seed if args.seed is None else args.seed
     specs = [
         apply_overrides(s, {"run.seed": seed, "run.replications": replications}) for s in specs
     ]
-    return Plan(list(args.scenarios), specs, args.engine, replications, seed)
+    return Plan(list(args.scenarios), specs, args.engine or "vector", replications, seed)
 
 
 # (figure, text, format of a value, format of a paired difference)
@@ -177,17 +189,29 @@ def _print_figures(experiment) -> None:
         for key, text, _, fmt in HEADLINE:
             scale = 100 if key == "annual_churn" else 1  # a difference of shares, in points
             print(_line(text, fmt, *scale * diffs.loc[(label, key), ["mean", "low", "high"]]))
+        runs = len(experiment.seeds)
         for key, text, fmt in RETURNS:
+            if key == "payback_step" and diffs.loc[(label, key), "n"] == 0:
+                print(f"  {text:<34} {'none within the horizon':>18}")
             if (label, key) in diffs.index and not np.isnan(diffs.loc[(label, key), "mean"]):
-                print(_line(text, fmt, *diffs.loc[(label, key), ["mean", "low", "high"]]))
+                row = diffs.loc[(label, key)]
+                line = _line(text, fmt, row["mean"], row["low"], row["high"])
+                note = "" if row["n"] == runs else f"  ({row['n']} of {runs} replications)"
+                print(line + note)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     spec = load_scenario(args.scenario, args.overrides)
     w = spec.behaviour.walk_away
-    fit = fit_walk_away(
-        w.survey.after_one, w.survey.after_several, w.survey.several, w.tolerance_sd
-    )
+    try:
+        fit = fit_walk_away(
+            w.survey.after_one, w.survey.after_several, w.survey.several, w.tolerance_sd
+        )
+    except ValueError:
+        raise UsageError(
+            f"{args.scenario}: behaviour.walk_away.survey: no walk-away curve fits these figures "
+            f"with tolerance_sd {w.tolerance_sd:g}"
+        ) from None
     n = w.survey.several
     print(
         f"Survey in {args.scenario}: {w.survey.after_one:.1%} walk away after one bad "

@@ -50,8 +50,8 @@ def _task(args: tuple[Scenario, int, str]) -> RunResult:
     return run_once(*args)
 
 
-def _part_file(parts: Path | None, scenario: str, replication: int) -> Path:
-    return Path(parts or ".") / f"{scenario}--{replication:05d}.pkl"
+def _part_file(parts: Path | None, scenario: int, replication: int) -> Path:
+    return Path(parts or ".") / f"scenario{scenario:03d}-replication{replication:05d}.pkl"
 
 
 @dataclass
@@ -130,7 +130,7 @@ def run_experiment(
         raise ValueError(f"scenario names must differ to be compared, found {names}")
     seeds = replication_seeds(seed, replications)
     tasks = [(spec, s, engine) for spec in scenarios for s in seeds]
-    files = [_part_file(parts, spec.name, r) for spec in scenarios for r in range(replications)]
+    files = [_part_file(parts, i, r) for i in range(len(scenarios)) for r in range(replications)]
     results: dict[int, RunResult] = {}
     if parts is not None:
         parts.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ for misspelt keys. The command line prints it and exits with status 2.
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -132,11 +133,22 @@ def _char(character: int | bytes | str) -> str:
     return f"byte {character!r}" if isinstance(character, bytes) else repr(character)
 
 
+class ScenarioLoader(yaml.SafeLoader):
+    """The safe loader, also reading YAML 1.2 numbers such as 1e6 (YAML 1.1 wants 1.0e+6)."""
+
+
+ScenarioLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def _compose_and_construct(
     text: str, filename: str
 ) -> tuple[yaml.Node | None, Any, dict[Path_, int]]:
     """Parse once with the safe loader: the node tree (for line numbers) and the plain data."""
-    loader = yaml.SafeLoader(text)
+    loader = ScenarioLoader(text)
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}
@@ -208,7 +220,7 @@ def _parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple
         key = key.strip()
         _check_key(key, f"--set {item!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = yaml.load(raw, Loader=ScenarioLoader) if raw.strip() else None
         except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
             value = raw
         pairs.append((key, value))

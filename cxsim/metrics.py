@@ -116,7 +116,9 @@ def run_summary(steps: pd.DataFrame, spec: Scenario) -> dict[str, float]:
         "lost_revenue_experience_horizon": float(flows["lost_revenue_experience_horizon"].sum()),
         "lost_revenue_experience_lifetime": float(flows["lost_revenue_experience_lifetime"].sum()),
     }
-    for col in churn_causes(spec):
+    for col in ["problems_arising", "problems_detected", "problems_contacted",
+                "problems_resolved", "outreach_contacts", "reviews_posted", "returned",
+                *churn_causes(spec)]:  # fmt: skip
         out[col] = float(flows[col].sum())
     return out
 
@@ -135,14 +137,17 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def summarise(summaries: pd.DataFrame, by: str = "scenario") -> pd.DataFrame:
-    """Mean and 95% CI of every summary figure, per scenario: columns figure, mean, low, high."""
+    """Mean and 95% CI of every summary figure, per scenario: columns figure, mean, low, high,
+    n (replications with a value: a payback that never came or an undefined ratio is left out,
+    and n says so)."""
     rows = []
     for key, group in summaries.groupby(by, sort=False):
         for col in group.columns:
             if col in (by, "replication", "seed") or not np.issubdtype(group[col].dtype, np.number):
                 continue
             m, lo, hi = mean_ci(group[col])
-            rows.append({by: key, "figure": col, "mean": m, "low": lo, "high": hi})
+            n = int(group[col].notna().sum())
+            rows.append({by: key, "figure": col, "mean": m, "low": lo, "high": hi, "n": n})
     return pd.DataFrame(rows)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -28,18 +29,28 @@ from cxsim.scenario import Scenario
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib"]
 
 
+def slug(name: str) -> str:
+    """A scenario name made safe as part of a file name (no separators, no leading dots)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-") or "scenario"
+
+
 def new_folder(parent: Path, name: str) -> Path:
     """Create and return a folder under ``parent`` that did not exist before."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        candidate = parent / (f"{name}-{stamp}" + (f"-{i + 1}" if i else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new folder under {parent}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            candidate = parent / (f"{slug(name)}-{stamp}" + (f"-{i + 1}" if i else ""))
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise ResultsError(
+            f"{parent}: cannot create a results folder there ({exc.strerror})"
+        ) from None
+    raise ResultsError(f"{parent}: could not find a new folder name")
 
 
 def _versions() -> dict[str, str]:
@@ -107,10 +118,16 @@ class Plan:
             if (Path(folder) / "manifest.json").exists():
                 raise ResultsError(f"{folder}: this run is complete; nothing to resume")
             raise ResultsError(f"{folder}: not a cxsim results folder (no {PLAN})")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        scenarios = [validate(s, f"{path} (scenario {i + 1})") for i, s in
-                     enumerate(data["scenarios"])]  # fmt: skip
-        return cls(data["sources"], scenarios, data["engine"], data["replications"], data["seed"])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            scenarios = [validate(s, f"{path} (scenario {i + 1})") for i, s in
+                         enumerate(data["scenarios"])]  # fmt: skip
+            return cls(
+                list(data["sources"]), scenarios, str(data["engine"]),
+                int(data["replications"]), int(data["seed"]),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ResultsError(f"{path}: damaged plan, cannot resume ({exc})") from None
 
 
 def start(parent: Path, plan: Plan) -> Path:

@@ -290,3 +290,40 @@ def test_the_scenario_reference_in_docs_is_up_to_date():
     assert not [line for line in fields if line.endswith("|  |")], "a field has no description"
     no_unit = [line for line in fields if not line.rstrip(" |").endswith(")")]
     assert not no_unit, f"a description does not end with its unit: {no_unit}"
+
+
+def test_run_refuses_what_it_cannot_do_cleanly(tmp_path, capsys):
+    reactive = str(ROOT / "scenarios/reactive.yaml")
+    short = tmp_path / "short.yaml"
+    short.write_text("name: short\ntime: {horizon: 30}\n")
+    assert main(["run", reactive, str(short), "--out", str(tmp_path)]) == 2
+    assert "same time section" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["run", reactive, "--out", str(blocker), *SMALL]) == 2
+    assert "cannot create a results folder" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "plan.json").write_text("{oops")
+    assert main(["run", "--resume", str(damaged)]) == 2
+    assert "damaged plan" in capsys.readouterr().err
+    assert main(["run", "--resume", str(damaged), "--seed", "3"]) == 2
+    assert "drop --seed" in capsys.readouterr().err
+    assert main(["run"]) == 2
+
+
+def test_scenario_names_cannot_escape_the_results_folder(tmp_path):
+    out = tmp_path / "results"
+    assert main(["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--workers", "1",
+                 "--out", str(out), *SMALL, "--set", "name=../../x y"]) == 0  # fmt: skip
+    (folder,) = out.iterdir()
+    assert folder.name.startswith("x-y-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_numbers_in_yaml_1_2_form_are_read_as_numbers(tmp_path):
+    from cxsim.loading import load_scenario
+
+    path = tmp_path / "big.yaml"
+    path.write_text("population: {represents: 1e3}\n")
+    assert load_scenario(path, ["strategy.costs.fixed=2.5e4"]).population.represents == 1000.0

@@ -142,28 +142,24 @@ def test_scenarios_are_hashable_values():
 # --- bad files: each gives one clear ScenarioError --------------------------------------------
 
 
-def test_misspelt_top_level_key_names_file_line_and_suggestion(tmp_path):
-    path, msg = error_of(tmp_path, "name: x\nstratgy:\n  detection: 0.5\n")
-    assert f"{path}:2:" in msg
-    assert "'stratgy'" in msg
-    assert "did you mean 'strategy'?" in msg
-    assert_short(msg)
-
-
-def test_misspelt_nested_key_names_dotted_path_line_and_suggestion(tmp_path):
-    path, msg = error_of(tmp_path, "name: x\nstrategy: {detecton: 0.5}\n")
-    assert f"{path}:2:" in msg
-    assert "strategy.detecton" in msg
-    assert "did you mean 'detection'?" in msg
-    assert_short(msg)
-
-
-def test_misspelt_deeply_nested_key_in_block_style(tmp_path):
-    text = "behaviour:\n  walk_away:\n    survey:\n      after_on: 0.2\n"
+@pytest.mark.parametrize(
+    ("text", "line", "key", "suggestion"),
+    [
+        ("name: x\nstratgy:\n  detection: 0.5\n", 2, "'stratgy'", "'strategy'"),
+        ("name: x\nstrategy: {detecton: 0.5}\n", 2, "strategy.detecton", "'detection'"),
+        ("behaviour:\n  walk_away:\n    survey:\n      after_on: 0.2\n", 4,
+         "behaviour.walk_away.survey.after_on", "'after_one'"),
+    ],
+    ids=["top-level", "nested-flow-style", "deeply-nested-block-style"],
+)  # fmt: skip
+def test_a_misspelt_key_names_file_line_dotted_path_and_the_likely_key(
+    tmp_path, text, line, key, suggestion
+):
     path, msg = error_of(tmp_path, text)
-    assert f"{path}:4:" in msg
-    assert "behaviour.walk_away.survey.after_on" in msg
-    assert "did you mean 'after_one'?" in msg
+    assert f"{path}:{line}:" in msg
+    assert key in msg
+    assert f"did you mean {suggestion}?" in msg
+    assert_short(msg)
 
 
 def test_misspelt_key_inside_a_touchpoint_is_suggested(tmp_path):
@@ -180,34 +176,23 @@ def test_unknown_key_with_no_close_match_lists_the_allowed_keys(tmp_path):
     assert "allowed here:" in msg and "detection" in msg and "outreach" in msg
 
 
-def test_text_where_a_number_is_expected(tmp_path):
-    path, msg = error_of(tmp_path, "strategy:\n  detection: abc\n")
-    assert f"{path}:2:" in msg
-    assert "strategy.detection" in msg
-    assert "expected a number" in msg
-    assert "found 'abc'" in msg
+@pytest.mark.parametrize(
+    ("text", "field", "expected", "found"),
+    [
+        ("strategy:\n  detection: abc\n", "strategy.detection", "expected a number", "found 'abc'"),
+        ("time:\n  horizon: 1.5\n", "time.horizon", "expected a whole number", "found 1.5"),
+        ("strategy:\n  detection: 1.5\n", "strategy.detection", "a number <= 1", "1.5"),
+        ("population:\n  customers: -3\n", "population.customers", "a number >= 0", "-3"),
+    ],
+    ids=["text-for-number", "fraction-for-whole", "share-above-one", "negative-count"],
+)
+def test_a_bad_value_names_file_line_field_what_was_expected_and_found(
+    tmp_path, text, field, expected, found
+):
+    path, msg = error_of(tmp_path, text)
+    assert f"{path}:2:" in msg and field in msg
+    assert expected in msg and found in msg
     assert_short(msg, 1)
-
-
-def test_fraction_where_a_whole_number_is_expected(tmp_path):
-    path, msg = error_of(tmp_path, "time:\n  horizon: 1.5\n")
-    assert f"{path}:2:" in msg and "time.horizon" in msg
-    assert "expected a whole number" in msg and "found 1.5" in msg
-
-
-def test_share_above_one_names_field_line_bound_and_value(tmp_path):
-    path, msg = error_of(tmp_path, "strategy:\n  detection: 1.5\n")
-    assert f"{path}:2:" in msg
-    assert "strategy.detection" in msg
-    assert "a number <= 1" in msg
-    assert "1.5" in msg
-    assert_short(msg, 1)
-
-
-def test_negative_count_names_the_lower_bound(tmp_path):
-    path, msg = error_of(tmp_path, "population:\n  customers: -3\n")
-    assert f"{path}:2:" in msg and "population.customers" in msg
-    assert "a number >= 0" in msg and "-3" in msg
 
 
 def test_bad_boolean_says_true_or_false(tmp_path):

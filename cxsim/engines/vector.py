@@ -44,7 +44,7 @@ def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     if p >= 1:
         return np.arange(m)
-    if p > 0.02:
+    if p > 0.25:
         return np.flatnonzero(rng.random(m, dtype=_F) < p)
     return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
 
@@ -83,15 +83,7 @@ class VectorModel(CustomerModel):
         )
         self._closed: list[tuple[np.ndarray, ...]] = []
         k = self.k
-        # Per stage: touchpoint indices and (T, 1) columns of P(bad), P(bad or good) per visit.
-        self.visits = {}
-        for stage in Stage:
-            draws = k.visit_draws(stage)
-            self.visits[stage] = (
-                np.array([j for j, _, _ in draws], dtype=np.int8),
-                np.array([[b] for _, b, _ in draws], dtype=_F).reshape(-1, 1),
-                np.array([[bg] for _, _, bg in draws], dtype=_F).reshape(-1, 1),
-            )
+        self.visits = {stage: k.visit_draws(stage) for stage in Stage}
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -159,21 +151,23 @@ class VectorModel(CustomerModel):
         return counts & 0xFFFF, counts >> 16
 
     def _experiences(self, people: np.ndarray, stage: int):
-        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person."""
+        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
+
+        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
+        chance P(bad or good), see ``chosen``), then each of them is bad with chance
+        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
+        """
         m = len(people)
-        touchpoints, p_bad, p_bad_or_good = self.visits[stage]
-        if not len(touchpoints):
-            zeros = np.zeros(m, np.int8)
-            return zeros, zeros.copy(), np.full(m, -1, np.int8)
-        u = self.rng.random((len(touchpoints), m), dtype=_F)  # one draw per visit
-        is_bad = u < p_bad
-        bad = is_bad.sum(axis=0, dtype=np.int8)
-        good = (u < p_bad_or_good).sum(axis=0, dtype=np.int8) - bad
+        good = np.zeros(m, np.int8)
+        bad = np.zeros(m, np.int8)
         last_bad = np.full(m, -1, np.int8)
-        unhappy = np.flatnonzero(bad)
-        if len(unhappy):  # the latest touchpoint in journey order with a bad visit
-            latest = len(touchpoints) - 1 - np.argmax(is_bad[::-1, unhappy], axis=0)
-            last_bad[unhappy] = touchpoints[latest]
+        for j, p_bad, p_bad_or_good in self.visits[stage]:
+            felt = chosen(self.rng, m, p_bad_or_good)
+            is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
+            unhappy = felt[is_bad]
+            bad[unhappy] += 1
+            last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
+            good[felt[~is_bad]] += 1
         return good, bad, last_bad
 
     def _customers_step(

@@ -50,10 +50,6 @@ def _task(args: tuple[Scenario, int, str]) -> RunResult:
     return run_once(*args)
 
 
-def _part_file(parts: Path | None, scenario: int, replication: int) -> Path:
-    return Path(parts or ".") / f"scenario{scenario:03d}-replication{replication:05d}.pkl"
-
-
 @dataclass
 class Experiment:
     """All replications of one or more scenarios, as tidy tables."""
@@ -130,9 +126,11 @@ def run_experiment(
         raise ValueError(f"scenario names must differ to be compared, found {names}")
     seeds = replication_seeds(seed, replications)
     tasks = [(spec, s, engine) for spec in scenarios for s in seeds]
-    files = [_part_file(parts, i, r) for i in range(len(scenarios)) for r in range(replications)]
     results: dict[int, RunResult] = {}
+    files: list[Path] = []  # one part file per task, when saving parts
     if parts is not None:
+        files = [parts / f"scenario{i:03d}-replication{r:05d}.pkl"
+                 for i in range(len(scenarios)) for r in range(replications)]  # fmt: skip
         parts.mkdir(parents=True, exist_ok=True)
         for i, path in enumerate(files):
             if path.exists():

@@ -292,14 +292,14 @@ class AgentsModel(CustomerModel):
         self.grid = compat.network_space(network.graph(self.edges, self.n), self.random)
         self.visits = {stage: k.visit_draws(stage) for stage in Stage}
         self.closed_spells: list[tuple] = []
-        self.tally = Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+        self.tally = self.new_tally()
         self.people = Person.create_agents(self, self.n, index=list(range(self.n)), traits=traits)
         for person in self.people:
             person.cell = self.grid[person.index]
         self.mean_field = (0.0, 0.0)
 
     def _advance(self, t: int) -> Tally:
-        self.tally = Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+        self.tally = self.new_tally()
         self.review_factor = self.review_multiplier()
         self.people.do("speak")
         if self.well_mixed:

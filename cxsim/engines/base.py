@@ -98,7 +98,6 @@ class Census:
 class Constants:
     """The scenario turned into the numbers a step needs (per stage x touchpoint tables)."""
 
-    visit: np.ndarray  # (4, T) chance of a visit per step, 0 where the stage does not visit
     bad: np.ndarray  # (4, T) chance of a bad visit = visit x bad chance after uplift
     good: np.ndarray  # (4, T) chance of a good visit
     problem: np.ndarray  # (4, T) chance of a problem per step after prevention
@@ -144,7 +143,6 @@ class Constants:
         cumulative[cumulative > 1.0 - 1e-9] = 1.0  # no rounding gap above the last touchpoint
         a, b = spec.walk_away_curve
         return cls(
-            visit=visit,
             bad=visit * bad_v,
             good=visit * good_v,
             problem=problem,
@@ -204,7 +202,7 @@ class CustomerModel(mesa.Model):
         self.datacollector = MetricsCollector(
             model_reporters={name: partial(_metric, name=name) for name in metric_names(spec)}
         )
-        self._record(Tally(churn_by_cause=np.zeros(len(self.causes), np.int64)))
+        self._record(self.new_tally())
         self.running = self.horizon > 0
 
     # --- what an engine provides ---------------------------------------------------------------
@@ -243,18 +241,20 @@ class CustomerModel(mesa.Model):
             "reads_reviews": rng.random(n) < b.reviews.read_share,
         }
 
+    def new_tally(self) -> Tally:
+        """An empty tally for one step, with a churn counter per cause."""
+        return Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+
     def step(self) -> None:
         t = self.steps  # Mesa counts the step before calling this: the first step is 1
         tally = self._advance(t)
-        self._update_reviews(t, tally)
+        self._update_reviews(tally)
         self._record(tally)
         self.running = self.steps < self.horizon
 
-    def _update_reviews(self, t: int, tally: Tally) -> None:
-        if tally.reviews_posted:
-            self._reviews.append((tally.reviews_posted, tally.review_stars))
-        else:
-            self._reviews.append((0, 0.0))
+    def _update_reviews(self, tally: Tally) -> None:
+        """The public score: mean stars of the reviews posted in the last ``window`` steps."""
+        self._reviews.append((tally.reviews_posted, tally.review_stars))
         count = sum(c for c, _ in self._reviews)
         if count:
             self.review_score = sum(s for _, s in self._reviews) / count

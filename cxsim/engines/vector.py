@@ -88,7 +88,7 @@ class VectorModel(CustomerModel):
     # --- one step -------------------------------------------------------------------------------
 
     def _advance(self, t: int) -> Tally:
-        tally = Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+        tally = self.new_tally()
         stage = self.stage
         groups = [np.flatnonzero(stage == g) for g in Stage]
         promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups)
@@ -258,11 +258,10 @@ class VectorModel(CustomerModel):
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
-        after_bad = np.flatnonzero(bad)
         calm = np.flatnonzero(bad == 0)
         posted = np.concatenate(
             [
-                after_bad[chosen(rng, len(after_bad), r.post_rate_after_bad)],
+                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
                 calm[chosen(rng, len(calm), r.post_rate)],
             ]
         )

@@ -1,4 +1,9 @@
-"""Board-ready PNG charts of an experiment: a line (mean) and a band (95% CI) per scenario."""
+"""Board-ready PNG charts of an experiment: a line (mean) and a band (95% CI) per scenario.
+
+People are drawn as real customers (simulated people x ``population.represents``) and money in
+the scenario's currency; time is in the scenario's step (weeks, months). Each chart function
+returns its path; :func:`write_all` writes the standard set for a results folder.
+"""
 
 from __future__ import annotations
 
@@ -16,137 +21,252 @@ from scipy import stats  # noqa: E402
 from cxsim.metrics import churn_causes, label  # noqa: E402
 
 COLOURS = ["#c0392b", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+STYLES = ["-", "--", ":"]
 
 
-def _band(
-    ax, steps: pd.DataFrame, metric: str, names: list[str], style: str = "-", tag: bool = False
-) -> None:
-    """Mean and 95% CI over replications of ``metric``, one colour per scenario."""
+def _band(ax, steps: pd.DataFrame, metric: str, names: list[str], scale: float = 1.0,
+          style: str = "-", text: str | None = None) -> None:  # fmt: skip
+    """Mean and 95% CI over replications of ``metric`` (times ``scale``), a colour per
+    scenario; ``text`` names the metric in the legend when a panel shows several."""
     for i, name in enumerate(names):
         g = steps[steps["scenario"] == name].groupby("step")[metric]
-        mean, sd, n = g.mean(), g.std(ddof=1).fillna(0.0), g.count()
+        mean, sd, n = g.mean() * scale, g.std(ddof=1).fillna(0.0) * scale, g.count()
         half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
         colour = COLOURS[i % len(COLOURS)]
-        text = f"{name}: {label(metric).lower()}" if tag else name
-        ax.plot(mean.index, mean.values, style, color=colour, label=text)
+        ax.plot(mean.index, mean.values, style, color=colour,
+                label=f"{name}: {text}" if text else name)  # fmt: skip
         ax.fill_between(mean.index, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
 
 
-def _money_axis(ax, currency: str) -> None:
-    top = max(abs(v) for v in ax.get_ylim())
+def _money_axis(ax, currency: str, axis: str = "y") -> None:
+    lims = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    top = max(abs(v) for v in lims)
     scale, unit = (1e9, "billions") if top >= 2e9 else (1e6, "millions") if top >= 2e6 else (1, "")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / scale:,.0f}"))
-    ax.set_ylabel(f"{currency} {unit}".strip())
+    fmt = FuncFormatter(lambda v, _: f"{v / scale:,.0f}")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(fmt)
+    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(f"{currency} {unit}".strip())
+
+
+def _people_axis(ax, axis: str = "y") -> None:
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _lines(steps, names, metrics, title, ylabel, step_label, path, currency=None) -> Path:
-    """One panel of metrics over time: the first solid, the others dashed."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for metric, style in zip(metrics, ["-", "--", ":"], strict=False):
-        _band(ax, steps, metric, names, style, tag=len(metrics) > 1)
+def _panel(title: str, xlabel: str, figsize=(8, 4.5)):
+    fig, ax = plt.subplots(figsize=figsize)
     ax.set_title(title)
-    ax.set_xlabel(f"{step_label}s")
-    ax.set_ylabel(ylabel)
-    if currency:
-        _money_axis(ax, currency)
+    ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8 if len(metrics) > 1 else 10)
-    return _save(fig, path)
+    return fig, ax
 
 
-def _churn_by_cause(summaries: pd.DataFrame, causes: list[str], names, path: Path) -> Path:
-    causes = [c for c in causes if c in summaries]
-    cols = [c for c in causes if summaries[c].sum() > 0] or causes
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    width = 0.8 / len(names)
-    y = np.arange(len(cols))
-    for i, name in enumerate(names):
-        g = summaries[summaries["scenario"] == name][cols]
-        ax.barh(y + i * width, g.mean().values, height=width, label=name,
-                color=COLOURS[i % len(COLOURS)], xerr=1.96 * g.sem().fillna(0).values)  # fmt: skip
-    ax.set_yticks(y + width * (len(names) - 1) / 2, [c.removeprefix("churn_by_") for c in cols])
-    ax.invert_yaxis()
-    ax.set_title("Churn by cause over the run (mean, 95% CI)")
-    ax.set_xlabel("customers lost (simulated people)")
-    ax.grid(alpha=0.3, axis="x")
-    ax.legend(frameon=False)
-    return _save(fig, path)
+class Charts:
+    """The standard charts of one experiment, in the scenarios' units."""
 
+    def __init__(self, experiment, out: Path) -> None:
+        spec = experiment.scenarios[0]
+        self.x = experiment
+        self.out = Path(out)
+        self.names = experiment.names
+        self.steps = experiment.steps[experiment.steps["step"] > 0]
+        self.step = spec.time.step
+        self.currency = spec.economics.currency
+        self.represents = spec.population.represents
+        self.causes = churn_causes(spec)
 
-def _nps_csat(steps: pd.DataFrame, names, step_label: str, path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, metric, title in zip(axes, ["nps", "csat"], ["Net Promoter Score",
-                                 "Customer satisfaction (CSAT)"], strict=True):  # fmt: skip
-        _band(ax, steps, metric, names)
-        ax.set_title(title)
-        ax.set_xlabel(f"{step_label}s")
-        ax.set_ylabel(label(metric))
-        ax.grid(alpha=0.3)
+    def all(self) -> list[Path]:
+        charts = [
+            self.customers(),
+            self.new_customers(),
+            self.churn_by_cause(),
+            self.nps_csat(),
+            self.revenue_costs(),
+            self.lost_revenue(),
+            self.lost_revenue_by_touchpoint(),
+        ]
+        if len(self.names) > 1:
+            charts.append(self.net_benefit())
+        cohorts = self.x.cohorts()
+        if len(cohorts):
+            charts.append(self.retention(cohorts))
+        return charts
+
+    def customers(self) -> Path:
+        fig, ax = _panel("Customers (mean, 95% CI)", f"{self.step}s")
+        _band(ax, self.steps, "customers", self.names, self.represents)
+        ax.set_ylabel("real customers")
+        ax.set_ylim(bottom=0)
+        _people_axis(ax)
         ax.legend(frameon=False)
-    return _save(fig, path)
+        return _save(fig, self.out / "customers.png")
+
+    def new_customers(self) -> Path:
+        """Cumulative new customers by channel: advertising, referral, win-back."""
+        fig, ax = _panel("New customers by channel (cumulative, mean, 95% CI)", f"{self.step}s")
+        cumulative = self.steps.copy()
+        channels = ["new_customers_ads", "new_customers_referral", "new_customers_win_back"]
+        grouped = cumulative.groupby(["scenario", "replication"])[channels]
+        cumulative[channels] = grouped.cumsum()
+        texts = ["advertising", "referral", "win-back"]
+        for metric, style, text in zip(channels, STYLES, texts, strict=True):
+            _band(ax, cumulative, metric, self.names, self.represents, style, text)
+        ax.set_ylabel("real customers")
+        _people_axis(ax)
+        ax.legend(frameon=False, fontsize=8)
+        return _save(fig, self.out / "new_customers.png")
+
+    def churn_by_cause(self) -> Path:
+        summaries = self.x.summaries
+        causes = [c for c in self.causes if c in summaries]
+        cols = [c for c in causes if summaries[c].sum() > 0] or causes
+        fig, ax = _panel("Customers lost by cause over the run (mean, 95% CI)", "real customers")
+        width = 0.8 / len(self.names)
+        y = np.arange(len(cols))
+        for i, name in enumerate(self.names):
+            g = summaries[summaries["scenario"] == name][cols] * self.represents
+            ax.barh(y + i * width, g.mean().values, height=width, label=name,
+                    color=COLOURS[i % len(COLOURS)],
+                    xerr=_half_widths(g))  # fmt: skip
+        ax.set_yticks(y + width * (len(self.names) - 1) / 2,
+                      [c.removeprefix("churn_by_") for c in cols])  # fmt: skip
+        ax.invert_yaxis()
+        ax.grid(alpha=0.3, axis="x")
+        ax.grid(False, axis="y")
+        _people_axis(ax, "x")
+        ax.legend(frameon=False)
+        return _save(fig, self.out / "churn_by_cause.png")
+
+    def nps_csat(self) -> Path:
+        """NPS on its full scale (-100 to +100) and CSAT on 0-100%, so a gap is not magnified."""
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        for ax, metric, title, limits in zip(
+            axes, ["nps", "csat"], ["Net Promoter Score", "Customer satisfaction (CSAT)"],
+            [(-100, 100), (0, 100)], strict=True,
+        ):  # fmt: skip
+            _band(ax, self.steps, metric, self.names)
+            ax.set_title(title)
+            ax.set_xlabel(f"{self.step}s")
+            ax.set_ylabel(label(metric) + (" (points)" if metric == "nps" else " (% satisfied)"))
+            ax.set_ylim(*limits)
+            ax.axhline(0, color="#888", lw=0.8)
+            ax.grid(alpha=0.3)
+            ax.legend(frameon=False)
+        return _save(fig, self.out / "nps_csat.png")
+
+    def revenue_costs(self) -> Path:
+        fig, ax = _panel(f"Revenue (solid) and costs (dashed) per {self.step}", f"{self.step}s")
+        _band(ax, self.steps, "revenue", self.names, style="-", text="revenue")
+        _band(ax, self.steps, "costs", self.names, style="--", text="costs")
+        ax.set_ylim(bottom=0)
+        _money_axis(ax, self.currency)
+        ax.legend(frameon=False, fontsize=8)
+        return _save(fig, self.out / "revenue_costs.png")
+
+    def lost_revenue(self) -> Path:
+        fig, ax = _panel(
+            "Revenue lost to customers who walked away after bad experiences (cumulative)",
+            f"{self.step}s",
+        )
+        _band(ax, self.steps, "cumulative_lost_revenue_experience_horizon", self.names)
+        ax.set_ylim(bottom=0)
+        _money_axis(ax, self.currency)
+        ax.legend(frameon=False)
+        return _save(fig, self.out / "lost_revenue.png")
+
+    def lost_revenue_by_touchpoint(self) -> Path:
+        """Revenue lost within the horizon by the touchpoint of the last bad experience."""
+        table = self.x.loss_breakdown()
+        table = table[table["by"] == "touchpoint"]
+        parts = [p for p in dict.fromkeys(table["part"])
+                 if table.loc[table["part"] == p, "lost_revenue_horizon"].abs().sum() > 0]  # fmt: skip
+        fig, ax = _panel("Revenue lost to poor experiences, by touchpoint (mean, 95% CI)", "")
+        width = 0.8 / len(self.names)
+        y = np.arange(len(parts))
+        for i, name in enumerate(self.names):
+            mine = table[table["scenario"] == name].set_index("part").reindex(parts)
+            mean = mine["lost_revenue_horizon"].to_numpy()
+            err = np.vstack([mean - mine["lost_revenue_horizon_low"].to_numpy(),
+                             mine["lost_revenue_horizon_high"].to_numpy() - mean])  # fmt: skip
+            ax.barh(y + i * width, mean, height=width, xerr=err, label=name,
+                    color=COLOURS[i % len(COLOURS)])  # fmt: skip
+        ax.set_yticks(y + width * (len(self.names) - 1) / 2, parts)
+        ax.invert_yaxis()
+        ax.grid(False, axis="y")
+        _money_axis(ax, self.currency, "x")
+        ax.legend(frameon=False)
+        return _save(fig, self.out / "lost_revenue_by_touchpoint.png")
+
+    def net_benefit(self) -> Path:
+        """Waterfall of the second scenario against the first: revenue gained, each cost line's
+        change, the programme cost, and the net (the extra profit)."""
+        diffs = self.x.differences()
+        first = self.names[0]
+        label_of = f"{self.names[1]} - {first}"
+        d = diffs[diffs["scenario"] == label_of].set_index("figure")[["mean", "low", "high"]]
+        steps = [
+            ("revenue gained", d.loc["revenue"]),
+            ("acquisition cost", -d.loc["cost_acquisition"]),
+            ("support cost", -d.loc["cost_support"]),
+            ("programme cost", -d.loc["cost_programme"]),
+        ]
+        fig, ax = _panel(f"Net benefit of {self.names[1]} over {first}, over the horizon", "")
+        running = 0.0
+        for i, (_, row) in enumerate(steps):
+            value = float(row["mean"])
+            lo, hi = sorted((float(row["low"]), float(row["high"])))
+            colour = "#2ca02c" if value >= 0 else "#c0392b"
+            ax.bar(i, value, bottom=running, color=colour, width=0.6)
+            ax.errorbar(i, running + value, yerr=[[value - lo], [hi - value]], color="#333",
+                        capsize=4)  # fmt: skip
+            running += value
+        net = d.loc["profit"]
+        ax.bar(len(steps), float(net["mean"]), color="#1f77b4", width=0.6)
+        ax.errorbar(len(steps), float(net["mean"]),
+                    yerr=[[float(net["mean"] - net["low"])], [float(net["high"] - net["mean"])]],
+                    color="#333", capsize=4)  # fmt: skip
+        ax.axhline(0, color="#888", lw=0.8)
+        ax.set_xticks(range(len(steps) + 1), [t for t, _ in steps] + ["net benefit"],
+                      fontsize=9)  # fmt: skip
+        ax.grid(False, axis="x")
+        _money_axis(ax, self.currency)
+        return _save(fig, self.out / "net_benefit.png")
+
+    def retention(self, cohorts: pd.DataFrame) -> Path:
+        """Share of customers still there by tenure: at the start, and acquired during the run."""
+        fig, ax = _panel("Cohort retention: share still a customer, by tenure",
+                         f"tenure ({self.step}s)")  # fmt: skip
+        for i, name in enumerate(self.names):
+            mine = cohorts[cohorts["scenario"] == name]
+            for start, style, who in ((True, "--", "customers at the start"),
+                                      (False, "-", "acquired during the run")):  # fmt: skip
+                part = mine[(mine["cohort_start"] == 0) == start]
+                if not len(part):
+                    continue
+                kept = part.assign(n=part["spells"] * part["retained"]).groupby("tenure")
+                share = kept["n"].sum() / kept["spells"].sum()
+                ax.plot(share.index, 100 * share.values, style, marker="o", ms=3,
+                        color=COLOURS[i % len(COLOURS)], label=f"{name}: {who}")  # fmt: skip
+        ax.set_ylabel("% still a customer")
+        ax.set_ylim(0, 100)
+        ax.legend(frameon=False, fontsize=8)
+        return _save(fig, self.out / "cohort_retention.png")
 
 
-def _retention(cohorts: pd.DataFrame, names, step_label: str, path: Path) -> Path:
-    """Share of customers still there by tenure: at the start, and acquired during the run."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, name in enumerate(names):
-        mine = cohorts[cohorts["scenario"] == name]
-        for start, style, who in ((True, "--", "customers at the start"),
-                                  (False, "-", "acquired during the run")):  # fmt: skip
-            part = mine[(mine["cohort_start"] == 0) == start]
-            if not len(part):
-                continue
-            kept = part.assign(n=part["spells"] * part["retained"]).groupby("tenure")
-            share = kept["n"].sum() / kept["spells"].sum()
-            ax.plot(share.index, 100 * share.values, style, marker="o", ms=3,
-                    color=COLOURS[i % len(COLOURS)], label=f"{name}: {who}")  # fmt: skip
-    ax.set_title("Cohort retention: share still a customer, by tenure")
-    ax.set_xlabel(f"tenure ({step_label}s)")
-    ax.set_ylabel("% still a customer")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
-    return _save(fig, path)
-
-
-def write_charts(
-    steps: pd.DataFrame,
-    summaries: pd.DataFrame,
-    causes: list[str],
-    out: Path,
-    step_label: str = "week",
-    currency: str = "USD",
-    cohorts: pd.DataFrame | None = None,
-) -> list[Path]:
-    """Write the standard charts into ``out``; returns their paths."""
-    names = list(dict.fromkeys(steps["scenario"]))
-    steps = steps[steps["step"] > 0]
-    return [
-        _lines(steps, names, ["customers"], "Customers (mean, 95% CI)", "customers",
-               step_label, out / "customers.png"),
-        _churn_by_cause(summaries, causes, names, out / "churn_by_cause.png"),
-        _nps_csat(steps, names, step_label, out / "nps_csat.png"),
-        _lines(steps, names, ["revenue", "costs"],
-               f"Revenue (solid) and costs (dashed) per {step_label}", "", step_label,
-               out / "revenue_costs.png", currency),
-        _lines(steps, names, ["cumulative_lost_revenue_experience_horizon"],
-               "Revenue lost to customers who walked away after bad experiences (cumulative)",
-               "", step_label, out / "lost_revenue.png", currency),
-    ] + ([] if cohorts is None or not len(cohorts) else
-         [_retention(cohorts, names, step_label, out / "cohort_retention.png")])  # fmt: skip
+def _half_widths(group: pd.DataFrame) -> np.ndarray:
+    n = len(group)
+    if n < 2:
+        return np.zeros(group.shape[1])
+    return stats.t.ppf(0.975, n - 1) * group.std(ddof=1).fillna(0).values / np.sqrt(n)
 
 
 def write_all(experiment, out: Path) -> list[Path]:
     """The standard charts of an :class:`~cxsim.experiment.Experiment`."""
-    spec = experiment.scenarios[0]
-    return write_charts(
-        experiment.steps, experiment.summaries, churn_causes(spec), out,
-        spec.time.step, spec.economics.currency, experiment.cohorts(),
-    )  # fmt: skip
+    return Charts(experiment, out).all()

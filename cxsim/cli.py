@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,12 +18,17 @@ import numpy as np
 from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
 from cxsim.engines import ENGINES
 from cxsim.loading import ScenarioError, apply_overrides, load_scenario
+from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
 
 
 class UsageError(Exception):
     """A command-line mistake; printed as it is, exit status 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: the message says what finished and how to resume."""
 
 
 def _whole(minimum: int):
@@ -58,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="parent folder of the new results folder (default: results)")
     run.add_argument("--workers", type=_whole(1), help="processes (default: all cores)")
     run.add_argument(
+        "--precision",
+        metavar="FIGURE=HALF_WIDTH",
+        help="add replications until the 95%% CI half-width of FIGURE (of its paired difference "
+        "when comparing) is at most HALF_WIDTH, e.g. annual_churn=0.002 or profit=5e6; "
+        "--replications is the minimum",
+    )
+    run.add_argument(
+        "--max-replications", type=_whole(2), default=200,
+        help="upper limit for --precision (default 200)",
+    )  # fmt: skip
+    run.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -87,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ScenarioError, UsageError, ResultsError) as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cxsim: interrupted", file=sys.stderr)
+    except PartError as exc:
+        print(f"cxsim: error: {exc}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
 
 
@@ -99,7 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         given = [flag for flag, value in (("SCENARIO", args.scenarios), ("--set", args.overrides),
                  ("--replications", args.replications), ("--seed", args.seed),
-                 ("--engine", args.engine), ("--out", args.out)) if value]  # fmt: skip
+                 ("--engine", args.engine), ("--out", args.out),
+                 ("--precision", args.precision)) if value]  # fmt: skip
         if given:
             raise UsageError(
                 f"--resume runs what the folder's plan says; drop {', '.join(given)} "
@@ -113,16 +134,39 @@ def _run(args: argparse.Namespace) -> int:
         plan = _plan(args)
         out = start(Path(args.out or "results"), plan)
     started = time.perf_counter()
-    experiment = run_experiment(
-        plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
-        parts=out / PARTS,
-    )  # fmt: skip
+
+    def heard(n: int, widths: list[float]) -> None:
+        shown = ", ".join(f"{w:.4g}" for w in widths)
+        print(f"precision: {n} replications, 95% CI half-width of {plan.precision.figure} "
+              f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
+
+    try:
+        experiment = run_experiment(
+            plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
+            parts=out / PARTS, precision=plan.precision, on_batch=heard,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
+        raise Interrupted(
+            f"{done} finished run(s) are kept in {out}; to finish, run: "
+            f"cxsim run --resume {shlex.quote(str(out))}"
+        ) from None
     wall = time.perf_counter() - started
-    write_experiment(experiment, out, plan.sources, wall)
+    try:
+        write_experiment(experiment, out, plan, wall)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"while writing the results; every run is kept in {out}; to write them, run: "
+            f"cxsim run --resume {shlex.quote(str(out))}"
+        ) from None
     _print_figures(experiment)
+    if plan.precision is not None:
+        p = plan.precision
+        print(f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
+              f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum}).")  # fmt: skip
     print(
-        f"\n{plan.replications} replication(s) x {len(plan.scenarios)} scenario(s), "
-        f"engine {plan.engine}, {wall:.1f} s. Results: {out}"
+        f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
+        f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
     )
     return 0
 
@@ -148,56 +192,49 @@ def _plan(args: argparse.Namespace):
     specs = [
         apply_overrides(s, {"run.seed": seed, "run.replications": replications}) for s in specs
     ]
-    return Plan(list(args.scenarios), specs, args.engine or "vector", replications, seed)
+    return Plan(list(args.scenarios), specs, args.engine or "vector", replications, seed,
+                _precision(args, replications))  # fmt: skip
 
 
-# (figure, text, format of a value, format of a paired difference)
-HEADLINE = [
-    ("annual_churn", "annual churn", "{:.1%}", "{:+.1f} pts"),
-    ("nps", "NPS (last year)", "{:+.1f}", "{:+.1f} pts"),
-    ("csat", "CSAT % (last year)", "{:.1f}", "{:+.1f} pts"),
-    ("final_customers", "customers at end", "{:,.0f}", "{:+,.0f}"),
-    ("revenue", "revenue", "{:,.0f}", "{:+,.0f}"),
-    ("profit", "profit", "{:,.0f}", "{:+,.0f}"),
-    ("lost_revenue_experience_horizon", "revenue lost to poor experiences", "{:,.0f}", "{:+,.0f}"),
-]
-RETURNS = [
-    ("cost_programme", "extra programme cost", "{:+,.0f}"),
-    ("roi", "return on programme cost", "{:+.2f}"),
-    ("payback_step", "payback (step)", "{:.0f}"),
-]
+def _precision(args: argparse.Namespace, replications: int):
+    """The --precision target, checked against the registry of figures."""
+    from cxsim.experiment import Precision
+    from cxsim.metrics import FIGURE
 
-
-def _line(text: str, fmt: str, m: float, lo: float, hi: float) -> str:
-    return f"  {text:<34} {fmt.format(m):>18}  [{fmt.format(lo)}, {fmt.format(hi)}]"
+    if not args.precision:
+        return None
+    name, sep, value = args.precision.partition("=")
+    known = [f.name for f in FIGURE.values() if not f.paired]
+    if not sep or name not in known:
+        raise UsageError(
+            f"--precision {args.precision!r}: expected FIGURE=HALF_WIDTH with FIGURE one of "
+            f"{', '.join(known)}"
+        )
+    try:
+        half = float(value)
+    except ValueError:
+        half = float("nan")
+    if not half > 0 or half == float("inf"):
+        raise UsageError(f"--precision {args.precision!r}: expected a half-width > 0, found {value!r}")
+    minimum = max(2, args.replications or 10)
+    if minimum > args.max_replications:
+        raise UsageError(f"--replications {minimum} is above --max-replications {args.max_replications}")
+    return Precision(name, half, minimum, args.max_replications)
 
 
 def _print_figures(experiment) -> None:
-    figures = experiment.figures().set_index(["scenario", "figure"])
-    diffs = experiment.differences()
-    currency = experiment.scenarios[0].economics.currency
-    print(f"Mean over replications [95% CI]; money in {currency} for the represented base.")
-    for spec in experiment.scenarios:
-        print(f"\n{spec.name}")
-        for key, text, fmt, _ in HEADLINE:
-            print(_line(text, fmt, *figures.loc[(spec.name, key), ["mean", "low", "high"]]))
-    if not len(diffs):
-        return
-    diffs = diffs.set_index(["scenario", "figure"])
-    for label in dict.fromkeys(diffs.index.get_level_values(0)):
-        print(f"\n{label} (paired: same seeds)")
-        for key, text, _, fmt in HEADLINE:
-            scale = 100 if key == "annual_churn" else 1  # a difference of shares, in points
-            print(_line(text, fmt, *scale * diffs.loc[(label, key), ["mean", "low", "high"]]))
-        runs = len(experiment.seeds)
-        for key, text, fmt in RETURNS:
-            if key == "payback_step" and diffs.loc[(label, key), "n"] == 0:
-                print(f"  {text:<34} {'none within the horizon':>18}")
-            if (label, key) in diffs.index and not np.isnan(diffs.loc[(label, key), "mean"]):
-                row = diffs.loc[(label, key)]
-                line = _line(text, fmt, row["mean"], row["low"], row["high"])
-                note = "" if row["n"] == runs else f"  ({row['n']} of {runs} replications)"
-                print(line + note)
+    from cxsim.findings import as_text, break_even, headline, loss_tables
+
+    spec = experiment.scenarios[0]
+    print(f"Money in {spec.economics.currency} for {spec.population.represents:,.0f} real "
+          "customers per simulated one; people are real customers.\n")  # fmt: skip
+    table = headline(experiment)
+    print(table.intro)
+    print(as_text(table))
+    for extra in [*loss_tables(experiment, lifetime=False), break_even(experiment)]:
+        if extra is not None:
+            print(f"\n{extra.title}\n{as_text(extra)}")
+    print("\nDefinitions: " + table.note)
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -10,23 +10,27 @@ the wall time, so any figure can be reproduced.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from cxsim.charts import write_all
-from cxsim.experiment import Experiment
+from tqdm import tqdm
+
+from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
 
-PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib"]
+PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib",
+            "pyarrow", "jinja2"]  # fmt: skip
 
 
 def slug(name: str) -> str:
@@ -53,7 +57,7 @@ def new_folder(parent: Path, name: str) -> Path:
     raise ResultsError(f"{parent}: could not find a new folder name")
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -63,7 +67,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         done = subprocess.run(
@@ -100,6 +104,8 @@ class Plan:
     engine: str
     replications: int
     seed: int
+    precision: Precision | None = None
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
 
     def save(self, folder: Path) -> None:
         data = {
@@ -108,6 +114,8 @@ class Plan:
             "engine": self.engine,
             "replications": self.replications,
             "seed": self.seed,
+            "precision": None if self.precision is None else vars(self.precision),
+            "command": self.command,
         }
         (folder / PLAN).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -122,9 +130,12 @@ class Plan:
             data = json.loads(path.read_text(encoding="utf-8"))
             scenarios = [validate(s, f"{path} (scenario {i + 1})") for i, s in
                          enumerate(data["scenarios"])]  # fmt: skip
+            precision = data.get("precision")
             return cls(
                 list(data["sources"]), scenarios, str(data["engine"]),
                 int(data["replications"]), int(data["seed"]),
+                Precision(**precision) if precision else None,
+                [str(a) for a in data.get("command", [])],
             )  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ResultsError(f"{path}: damaged plan, cannot resume ({exc})") from None
@@ -137,28 +148,84 @@ def start(parent: Path, plan: Plan) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Writer:
+    """One output of a results folder: the file (or files) it writes and how."""
+
+    name: str
+    write: Callable[[Experiment, Path], list[Path] | Path | None]
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temporary name and rename, so a file is whole or absent."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _csv(name: str, table: Callable[[Experiment], object]) -> Writer:
+    def write(x: Experiment, out: Path) -> Path | None:
+        frame = table(x)
+        if frame is None or not len(frame):
+            return None
+        return _atomic(out / name, lambda p: frame.to_csv(p, index=False))
+
+    return Writer(name, write)
+
+
+def _parquet(name: str, table: Callable[[Experiment], object]) -> Writer:
+    def write(x: Experiment, out: Path) -> Path:
+        return _atomic(out / name, lambda p: table(x).to_parquet(p, index=False))
+
+    return Writer(name, write)
+
+
+def _charts(x: Experiment, out: Path) -> list[Path]:
+    from cxsim.charts import write_all
+
+    return write_all(x, out)
+
+
+WRITERS: list[Writer] = [
+    _csv("steps.csv", lambda x: x.steps),
+    _csv("summary.csv", lambda x: x.summaries),
+    _csv("figures.csv", lambda x: x.figures()),
+    _csv("differences.csv", lambda x: x.differences()),
+    _csv("lost_revenue.csv", lambda x: x.loss_breakdown()),
+    _csv("cohorts.csv", lambda x: x.cohorts()),
+    _parquet("customers.parquet", lambda x: x.customers),
+    _parquet("losses.parquet", lambda x: x.losses),
+    Writer("charts", _charts),
+]
+
+
 def write_experiment(
-    experiment: Experiment, out: Path, sources: list[str], wall_seconds: float
-) -> Path:
-    """Write tables, charts and manifest into ``out``, then drop the plan and the parts."""
+    experiment: Experiment, out: Path, plan: Plan, wall_seconds: float,
+    progress: bool | None = None,
+) -> Path:  # fmt: skip
+    """Write tables, charts, the report page and the manifest into ``out`` (each file whole or
+    not at all), then drop the plan and the parts."""
     out = Path(out)
-    experiment.steps.to_csv(out / "steps.csv", index=False)
-    experiment.summaries.to_csv(out / "summary.csv", index=False)
-    experiment.figures().to_csv(out / "figures.csv", index=False)
-    diffs = experiment.differences()
-    if len(diffs):
-        diffs.to_csv(out / "differences.csv", index=False)
-    experiment.customers.to_csv(out / "customers.csv.gz", index=False)
-    experiment.cohorts().to_csv(out / "cohorts.csv", index=False)
     started = time.perf_counter()
-    charts = write_all(experiment, out)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    written: dict[str, list[Path]] = {}
+    steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
+    for writer in steps:
+        steps.set_postfix_str(writer.name)
+        result = writer.write(experiment, out)
+        written[writer.name] = [] if result is None else result if isinstance(
+            result, list) else [result]  # fmt: skip
     manifest = {
         "cxsim_manifest": 1,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": sys.argv,
+        "command": plan.command,
+        "resumed_with": sys.argv if plan.command != sys.argv else None,
         "engine": experiment.engine,
         "replications": len(experiment.seeds),
-        "root_seed": experiment.scenarios[0].run.seed,
+        "precision": None if plan.precision is None else vars(plan.precision),
+        "root_seed": plan.seed,
         "seeds": experiment.seeds,
         "scenarios": [
             {
@@ -166,16 +233,23 @@ def write_experiment(
                 "walk_away_curve": dict(zip(("a", "b"), spec.walk_away_curve, strict=True)),
                 "scenario": spec.model_dump(mode="json"),
             }
-            for src, spec in zip(sources, experiment.scenarios, strict=True)
+            for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
         ],
-        "versions": _versions(),
-        "git_commit": _git_commit(),
+        "versions": versions(),
+        "git_commit": git_commit(),
         "wall_seconds": round(wall_seconds + time.perf_counter() - started, 3),
-        "files": sorted(p.name for p in out.iterdir() if p.name not in (PLAN, PARTS))
-        + ["manifest.json"],
-        "charts": [p.name for p in charts],
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    from cxsim.findings import report_content
+    from cxsim.report import write_report
+
+    charts = written["charts"]
+    write_report(report_content(experiment, plan, manifest, charts), out)
+    manifest["files"] = sorted(
+        p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
+    ) + ["manifest.json"]
+    manifest["charts"] = [p.name for p in charts]
+    _atomic(out / "manifest.json",
+            lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"))
     (out / PLAN).unlink(missing_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)
     return out

@@ -170,14 +170,17 @@ def adoption_chance(ad, referral):
 # --- money ------------------------------------------------------------------------------------
 
 
-def lifetime_value(arpu, theta, step_discount):
+def lifetime_value(arpu, hazard, step_discount):
     """Expected discounted revenue still to come from a customer paying ``arpu`` per step.
 
-    With per-step leaving chance theta, sum over t >= 0 of arpu ((1 - theta) / (1 + d))^t.
+    With per-step leaving chance ``hazard``, sum over t >= 0 of arpu ((1 - hazard) / (1 + d))^t.
     """
-    return arpu * (1.0 + step_discount) / (step_discount + theta)
+    return arpu * (1.0 + step_discount) / (step_discount + hazard)
 
 
-def horizon_revenue(arpu, steps_left):
-    """Revenue a customer would still have paid within the horizon (undiscounted)."""
-    return arpu * steps_left
+def expected_revenue(arpu, hazard, steps):
+    """Expected revenue (undiscounted) over the next ``steps`` steps from a customer paying
+    ``arpu`` per step who leaves with chance ``hazard`` per step: sum over t < steps of
+    arpu (1 - hazard)^t."""
+    hazard = np.clip(hazard, 1e-12, 1.0)
+    return arpu * (1.0 - (1.0 - hazard) ** steps) / hazard

@@ -65,13 +65,19 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
         "summary.csv",
         "figures.csv",
         "differences.csv",
-        "customers.csv.gz",
+        "customers.parquet",
+        "losses.parquet",
+        "lost_revenue.csv",
         "manifest.json",
+        "report.html",
         "customers.png",
+        "new_customers.png",
         "churn_by_cause.png",
         "nps_csat.png",
         "revenue_costs.png",
         "lost_revenue.png",
+        "lost_revenue_by_touchpoint.png",
+        "net_benefit.png",
         "cohorts.csv",
         "cohort_retention.png",
     ]:
@@ -85,8 +91,9 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
     seeds = summary.groupby("scenario")["seed"].apply(list)
     assert seeds["reactive"] == seeds["proactive"]
     printed = capsys.readouterr().out
-    assert "proactive - reactive (paired: same seeds)" in printed and "annual churn" in printed
-    assert "return on programme cost" in printed
+    assert "proactive - reactive (paired)" in printed and "annual churn" in printed
+    assert "return on the extra programme cost" in printed
+    assert "break-even programme cost" in printed and "by touchpoint" in printed
 
 
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):

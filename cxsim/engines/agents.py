@@ -196,14 +196,7 @@ class Person(CellAgent):
 
     def leave(self, cause: int) -> None:
         model, t = self.model, self.model.steps
-        tally = model.tally
-        tally.churn_by_cause[cause] += 1
-        horizon, lifetime = model.lost_revenue(self.arpu, self.theta, t)
-        tally.lost_revenue_horizon += horizon
-        tally.lost_revenue_lifetime += lifetime
-        if cause < len(model.causes) - 1:
-            tally.lost_revenue_experience_horizon += horizon
-            tally.lost_revenue_experience_lifetime += lifetime
+        model.tally.leavers.append((self.arpu, self.theta, cause))
         model.closed_spells.append(
             (
                 self.index,
@@ -259,13 +252,16 @@ class Person(CellAgent):
 
     def join(self, channel: Channel) -> None:
         model = self.model
+        if self.churn_step >= 0:  # a former customer buying again
+            self.spell += 1
+            channel = Channel.WIN_BACK
         if channel is Channel.REFERRAL:
             model.tally.new_referral += 1
-        else:
+        elif channel is Channel.ADS:
             model.tally.new_ads += 1
+        else:
+            model.tally.new_win_back += 1
         self.stage = Stage.ONBOARDING if model.spec.behaviour.onboarding_steps else Stage.ACTIVE
-        if self.churn_step >= 0:
-            self.spell += 1
         self.acquired_step, self.channel, self.churn_step, self.cause = model.steps, channel, -1, -1
 
     def consider_returning(self) -> None:

@@ -35,11 +35,13 @@ class Stage(IntEnum):
 
 
 class Channel(IntEnum):
-    """How a customer was acquired."""
+    """How a customer was acquired: a former customer who buys again is a win-back, whatever
+    brought them back; advertising and referral count first-time customers."""
 
     INITIAL = 0
     ADS = 1
     REFERRAL = 2
+    WIN_BACK = 3
 
 
 CUSTOMER_TABLE_COLUMNS = [
@@ -60,8 +62,11 @@ class Tally:
 
     new_ads: int = 0
     new_referral: int = 0
+    new_win_back: int = 0
     returned: int = 0
-    churn_by_cause: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Who left this step: (ARPU, baseline propensity theta, cause index), as arrays or floats;
+    # base counts churn by cause and values the revenue lost from these.
+    leavers: list[tuple] = field(default_factory=list)
     experiences_good: int = 0
     experiences_bad: int = 0
     problems_arising: int = 0
@@ -74,10 +79,6 @@ class Tally:
     csat_respondents: int = 0
     csat_satisfied: int = 0
     revenue: float = 0.0
-    lost_revenue_horizon: float = 0.0
-    lost_revenue_lifetime: float = 0.0
-    lost_revenue_experience_horizon: float = 0.0
-    lost_revenue_experience_lifetime: float = 0.0
 
 
 @dataclass
@@ -197,6 +198,10 @@ class CustomerModel(mesa.Model):
         self.review_score = spec.behaviour.reviews.initial_score
         self._reviews: deque[tuple[int, float]] = deque(maxlen=spec.behaviour.reviews.window)
         self._cumulative: dict[str, float] = {}
+        self._walked = 0  # walk-away churns so far, and customer-steps they came from
+        self._exposure = 0
+        self.churn_by_cause = np.zeros(len(self.causes), np.int64)
+        self.lost_by_cause = np.zeros((2, len(self.causes)))  # horizon, lifetime (unscaled)
         self.metrics: dict[str, float] = {}
         self._setup_people(self._draw_traits())
         self.datacollector = MetricsCollector(
@@ -242,8 +247,8 @@ class CustomerModel(mesa.Model):
         }
 
     def new_tally(self) -> Tally:
-        """An empty tally for one step, with a churn counter per cause."""
-        return Tally(churn_by_cause=np.zeros(len(self.causes), np.int64))
+        """An empty tally for one step."""
+        return Tally()
 
     def step(self) -> None:
         t = self.steps  # Mesa counts the step before calling this: the first step is 1
@@ -263,13 +268,46 @@ class CustomerModel(mesa.Model):
         r = self.spec.behaviour.reviews
         return float(rules.review_factor(self.review_score, r.neutral_score, r.weight))
 
+    def _value_churn(self, tally: Tally, customers_before: int) -> tuple[np.ndarray, np.ndarray]:
+        """Churn by cause this step, and the revenue lost with it (horizon, lifetime) by cause.
+
+        A leaver is valued at the revenue they would still have paid under the churn they would
+        still have faced: their own baseline propensity theta plus the walk-away rate this
+        scenario has shown so far (walk-away churns per customer-step, steps 1..t). So a leaver
+        is not assumed to stay to the horizon, nor to face only the baseline hazard.
+        """
+        causes = len(self.causes)
+        if not tally.leavers:
+            return np.zeros(causes, np.int64), np.zeros((2, causes))
+        arpu, theta, cause = (
+            np.concatenate([np.atleast_1d(x) for x in column]) for column in zip(*tally.leavers)
+        )
+        cause = cause.astype(np.int64)
+        counts = np.bincount(cause, minlength=causes)
+        self._walked += int(counts[:-1].sum())
+        self._exposure += customers_before
+        hazard = theta.astype(np.float64) + self._walked / max(self._exposure, 1)
+        arpu = arpu.astype(np.float64)
+        value = np.stack(
+            [
+                np.bincount(cause, rules.expected_revenue(arpu, hazard, self.horizon - self.steps + 1),
+                            minlength=causes),
+                np.bincount(cause, rules.lifetime_value(arpu, hazard, self.k.step_discount),
+                            minlength=causes),
+            ]
+        )  # fmt: skip
+        return counts, value
+
     def _record(self, tally: Tally) -> None:
         spec, census = self.spec, self._census()
         scale = spec.population.represents
         customers = census.onboarding + census.active
         customers_before = self.metrics.get("customers", customers)
-        new = tally.new_ads + tally.new_referral
-        churn = int(tally.churn_by_cause.sum())
+        new = tally.new_ads + tally.new_referral + tally.new_win_back
+        churn_by_cause, lost = self._value_churn(tally, customers_before)
+        self.churn_by_cause += churn_by_cause
+        self.lost_by_cause += lost
+        churn = int(churn_by_cause.sum())
         contacts = tally.problems_contacted
         m: dict[str, float] = {
             "prospects": census.prospects,
@@ -280,11 +318,12 @@ class CustomerModel(mesa.Model):
             "new_customers": new,
             "new_customers_ads": tally.new_ads,
             "new_customers_referral": tally.new_referral,
+            "new_customers_win_back": tally.new_win_back,
             "returned": tally.returned,
             "churn": churn,
             "churn_rate": churn / customers_before if customers_before else 0.0,
         }
-        for cause, count in zip(self.causes, tally.churn_by_cause, strict=True):
+        for cause, count in zip(self.causes, churn_by_cause, strict=True):
             m[f"churn_by_{cause}"] = int(count)
         m.update(
             mean_satisfaction=census.satisfaction_sum / customers if customers else 0.0,
@@ -316,12 +355,13 @@ class CustomerModel(mesa.Model):
         }
         money["costs"] = money["cost_acquisition"] + money["cost_support"] + money["cost_programme"]
         money["profit"] = money["revenue"] - money["costs"]
-        money["lost_revenue_horizon"] = tally.lost_revenue_horizon
-        money["lost_revenue_lifetime"] = tally.lost_revenue_lifetime
-        money["lost_revenue_experience_horizon"] = tally.lost_revenue_experience_horizon
-        money["lost_revenue_experience_lifetime"] = tally.lost_revenue_experience_lifetime
+        money["lost_revenue_horizon"] = lost[0].sum()
+        money["lost_revenue_lifetime"] = lost[1].sum()
+        money["lost_revenue_experience_horizon"] = lost[0, :-1].sum()
+        money["lost_revenue_experience_lifetime"] = lost[1, :-1].sum()
         for key, value in money.items():
-            m[key] = value * scale
+            m[key] = float(value) * scale
+        m["customer_steps"] = customers_before * (self.steps > 0)
         for key in (
             "revenue",
             "costs",
@@ -333,6 +373,24 @@ class CustomerModel(mesa.Model):
             m[f"cumulative_{key}"] = self._cumulative[key]
         self.metrics = m
         self.datacollector.collect(self)
+
+    def losses(self) -> pd.DataFrame:
+        """Churn and revenue lost so far by cause (one row per touchpoint, then baseline), with
+        each touchpoint's department; money scaled to the represented customer base.
+
+        Columns: cause, department, churn, lost_revenue_horizon, lost_revenue_lifetime.
+        """
+        scale = self.spec.population.represents
+        departments = [t.department or t.name for t in self.spec.touchpoints] + ["baseline"]
+        return pd.DataFrame(
+            {
+                "cause": list(self.causes),
+                "department": departments,
+                "churn": self.churn_by_cause.astype(np.int64),
+                "lost_revenue_horizon": self.lost_by_cause[0] * scale,
+                "lost_revenue_lifetime": self.lost_by_cause[1] * scale,
+            }
+        )
 
     # --- results ------------------------------------------------------------------------------
 
@@ -359,13 +417,6 @@ class CustomerModel(mesa.Model):
         frame["lifetime_revenue"] = frame["arpu"] * np.maximum(end - frame["acquired_step"] - 1, 0)
         frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]
         return frame.sort_values(["person", "spell"], kind="stable").reset_index(drop=True)
-
-    def lost_revenue(self, arpu, theta, t: int) -> tuple:
-        """(horizon-bounded, lifetime) revenue lost when customers paying ``arpu`` churn at t."""
-        return (
-            rules.horizon_revenue(arpu, self.horizon - t + 1),
-            rules.lifetime_value(arpu, theta, self.k.step_discount),
-        )
 
 
 class MetricsCollector(mesa.DataCollector):

@@ -292,14 +292,7 @@ class VectorModel(CustomerModel):
     def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
         if not len(leavers):
             return
-        tally.churn_by_cause += np.bincount(cause, minlength=len(self.causes))
-        arpu = self.arpu[leavers].astype(np.float64)
-        horizon, lifetime = self.lost_revenue(arpu, self.theta[leavers].astype(np.float64), t)
-        experience = cause < len(self.causes) - 1
-        tally.lost_revenue_horizon += float(horizon.sum())
-        tally.lost_revenue_lifetime += float(lifetime.sum())
-        tally.lost_revenue_experience_horizon += float(horizon[experience].sum())
-        tally.lost_revenue_experience_lifetime += float(lifetime[experience].sum())
+        tally.leavers.append((self.arpu[leavers], self.theta[leavers], cause))
         self._closed.append(
             (
                 leavers,
@@ -341,19 +334,20 @@ class VectorModel(CustomerModel):
         open_to_buy = bad == 0  # a bad first impression loses the sale this step
         by_referral = open_to_buy & (u < referral)
         by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
-        joined = []
-        for mask, channel in ((by_referral, Channel.REFERRAL), (by_ads, Channel.ADS)):
-            joiners = people[mask]
-            joined.append(joiners)
-            self.spell[joiners] += self.churn_step[joiners] >= 0
-            self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
-            self.acquired_step[joiners] = t
-            self.channel[joiners] = channel
-            self.churn_step[joiners] = -1
-            self.cause[joiners] = -1
-        tally.new_referral += len(joined[0])
-        tally.new_ads += len(joined[1])
-        return np.concatenate(joined)
+        joiners = people[by_referral | by_ads]
+        returning = self.churn_step[joiners] >= 0  # former customers: win-backs
+        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
+        self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
+        self.spell[joiners] += returning
+        self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
+        self.acquired_step[joiners] = t
+        self.churn_step[joiners] = -1
+        self.cause[joiners] = -1
+        first = channel[~returning]
+        tally.new_referral += int(np.count_nonzero(first == Channel.REFERRAL))
+        tally.new_ads += int(np.count_nonzero(first == Channel.ADS))
+        tally.new_win_back += int(np.count_nonzero(returning))
+        return joiners
 
     def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
         """Win-back: after the wait, former customers return to the market at a rate."""

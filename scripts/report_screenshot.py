@@ -5,7 +5,8 @@
 The default output is docs/images/report.png in this repository, the picture the README shows.
 The browser is the same one the page tests use (tests/browser.py), with the same flags; any
 failed or outside request, or console error, seen while the page was open is printed and makes
-the exit status 1, so a screenshot is never taken of a page the tests would reject.
+the exit status 1 (the screenshot is still saved), so a page the tests would reject does not go
+into the README unnoticed.
 """
 
 from __future__ import annotations

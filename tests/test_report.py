@@ -54,7 +54,7 @@ def synthetic_content(folder: Path) -> ReportContent:
             "Billing problems cost the most revenue, support is second.",
         ),
         Chart(
-            _chart(folder, "tall", (4, 6), "bar"),
+            _chart(folder, "tall", (5, 10), "bar"),
             "A tall chart",
             "A portrait figure must scale like the landscape ones.",
         ),
@@ -164,6 +164,12 @@ def _parse(text: str) -> _Page:
     parsed.feed(text)
     parsed.close()
     return parsed
+
+
+def _pixels(path: Path) -> float:
+    """Width over height of a PNG, from its IHDR chunk."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big") / int.from_bytes(data[20:24], "big")
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +322,9 @@ def test_the_page_in_headless_chromium(written):
         # charts scale to the column: none wider than the page, proportions kept
         column = page.eval_on_selector("main", "e => e.clientWidth")
         assert all(w <= column for w, _ in sizes)
-        assert sizes[0][0] / sizes[0][1] == pytest.approx(800 / 450, rel=0.02)
+        for (w, h), chart in zip(sizes, content.charts, strict=True):
+            assert w / h == pytest.approx(_pixels(chart.path), rel=0.02), chart.title
+            assert h <= 0.85 * 900 + 1  # a tall chart fits the window
         assert page.is_visible("#headline table")
         assert all(w > 0 and h > 0 for w, h in visible_size(page, "#headline td"))
         # nothing sticks out sideways on a laptop screen

@@ -185,8 +185,8 @@ class Charts:
         """Revenue lost within the horizon by the touchpoint of the last bad experience."""
         table = self.x.loss_breakdown()
         table = table[table["by"] == "touchpoint"]
-        parts = [p for p in dict.fromkeys(table["part"])
-                 if table.loc[table["part"] == p, "lost_revenue_horizon"].abs().sum() > 0]  # fmt: skip
+        lost = table.groupby("part", sort=False)["lost_revenue_horizon"].sum()
+        parts = list(lost.index[lost.abs() > 0])
         fig, ax = _panel("Revenue lost to poor experiences, by touchpoint (mean, 95% CI)", "")
         width = 0.8 / len(self.names)
         y = np.arange(len(parts))

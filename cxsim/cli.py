@@ -27,7 +27,7 @@ class UsageError(Exception):
     """A command-line mistake; printed as it is, exit status 2."""
 
 
-class Interrupted(Exception):
+class InterruptedRun(Exception):  # noqa: N818 (not an error: the user asked to stop)
     """Ctrl-C during a run: the message says what finished and how to resume."""
 
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except PartError as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
-    except Interrupted as stop:
+    except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
 
@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except KeyboardInterrupt:
         done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
-        raise Interrupted(
+        raise InterruptedRun(
             f"{done} finished run(s) are kept in {out}; to finish, run: "
             f"cxsim run --resume {shlex.quote(str(out))}"
         ) from None
@@ -155,15 +155,17 @@ def _run(args: argparse.Namespace) -> int:
     try:
         write_experiment(experiment, out, plan, wall)
     except KeyboardInterrupt:
-        raise Interrupted(
+        raise InterruptedRun(
             f"while writing the results; every run is kept in {out}; to write them, run: "
             f"cxsim run --resume {shlex.quote(str(out))}"
         ) from None
     _print_figures(experiment)
     if plan.precision is not None:
         p = plan.precision
-        print(f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
-              f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum}).")  # fmt: skip
+        print(
+            f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
+            f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum})."
+        )
     print(
         f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
         f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
@@ -215,10 +217,14 @@ def _precision(args: argparse.Namespace, replications: int):
     except ValueError:
         half = float("nan")
     if not half > 0 or half == float("inf"):
-        raise UsageError(f"--precision {args.precision!r}: expected a half-width > 0, found {value!r}")
+        raise UsageError(
+            f"--precision {args.precision!r}: expected a half-width > 0, found {value!r}"
+        )
     minimum = max(2, args.replications or 10)
     if minimum > args.max_replications:
-        raise UsageError(f"--replications {minimum} is above --max-replications {args.max_replications}")
+        raise UsageError(
+            f"--replications {minimum} is above --max-replications {args.max_replications}"
+        )
     return Precision(name, half, minimum, args.max_replications)
 
 

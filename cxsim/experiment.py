@@ -173,9 +173,7 @@ class Experiment:
         values = ["churn", "lost_revenue_horizon", "lost_revenue_lifetime"]
         rows = []
         for by, column in (("touchpoint", "cause"), ("department", "department")):
-            per_run = walked.groupby(["scenario", "replication", column], sort=False)[
-                values
-            ].sum()
+            per_run = walked.groupby(["scenario", "replication", column], sort=False)[values].sum()
             order = list(dict.fromkeys(walked[column]))
             for name in self.names:
                 rows += _ci_rows(per_run.loc[name], name, by, order, values, floor=0.0)
@@ -240,28 +238,12 @@ def run_experiment(
         todo = [t for t in tasks if t not in results]
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                    disable=not progress)  # fmt: skip
-
-        def finished(key: tuple[int, int], result: RunResult) -> None:
-            results[key] = result
+        args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
+        for (i, r), result in _execute(_task, args, workers):
+            results[(i, r)] = result
             if parts is not None:
-                i, r = key
                 store.save(parts, i, r, scenarios[i], seeds[r], engine, result)
             bar.update()
-
-        args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
-        if min(workers, len(todo)) <= 1:
-            for t in todo:
-                finished(t, _task(args[t]))
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-                futures = {pool.submit(_task, args[t]): t for t in todo}
-                try:
-                    for future in as_completed(futures):
-                        finished(futures[future], future.result())
-                except BaseException:
-                    for future in futures:  # do not wait for runs nobody will collect
-                        future.cancel()
-                    raise
         bar.close()
         experiment = _assemble(scenarios, seeds, engine, [results[t] for t in tasks], precision)
         if precision is None:
@@ -272,6 +254,24 @@ def run_experiment(
         if n >= precision.maximum or all(w <= precision.half_width for w in widths):
             return experiment
         n = min(precision.maximum, n + max(workers, n // 2))
+
+
+def _execute(task, args: dict, workers: int):
+    """(key, result) of ``task(args[key])`` for every key as each finishes: in this process
+    for one worker, else on a process pool. Interrupted, it cancels what has not started."""
+    if min(workers, len(args)) <= 1:
+        for key, value in args.items():
+            yield key, task(value)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
+        futures = {pool.submit(task, value): key for key, value in args.items()}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:  # do not wait for runs nobody will collect
+                future.cancel()
+            raise
 
 
 def _assemble(scenarios, seeds, engine, ordered: list[RunResult], precision) -> Experiment:

@@ -82,7 +82,9 @@ def headline(x: Experiment) -> Table:
             elif name == "payback_step" and r["n"] == 0:
                 row.append(f"not within the horizon (0 of {runs} runs)")
             else:
-                text = _ci(name, r["mean"], r["low"], r["high"], spec, diff=name == "cost_programme")
+                text = _ci(
+                    name, r["mean"], r["low"], r["high"], spec, diff=name == "cost_programme"
+                )
                 if name in ("roi", "payback_step") and int(r["n"]) < runs:
                     text += f" (paid back in {int(r['n'])} of {runs} runs)"
                 elif name == "payback_step":
@@ -237,8 +239,9 @@ def readings(x: Experiment, charts: list[Path]) -> list[Chart]:
         "customers.png": ("Customers over time",
                           f"Real customers at the end: {each('final_customers')}."),
         "new_customers.png": ("New customers by channel",
-                              f"Referrals bring most new customers ({each('new_customers_referral')}"
-                              f" by referral; advertising: {each('new_customers_ads')})."),
+                              f"By referral: {each('new_customers_referral')}; by advertising: "
+                              f"{each('new_customers_ads')}; win-backs: "
+                              f"{each('new_customers_win_back')}."),
         "churn_by_cause.png": ("Customers lost by cause",
                                "Bars: customers who left after a bad experience at each "
                                "touchpoint, and for other reasons (baseline); "
@@ -299,4 +302,3 @@ def as_text(table: Table) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
-

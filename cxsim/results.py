@@ -248,8 +248,10 @@ def write_experiment(
         p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
     ) + ["manifest.json"]
     manifest["charts"] = [p.name for p in charts]
-    _atomic(out / "manifest.json",
-            lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"))
+    _atomic(
+        out / "manifest.json",
+        lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"),
+    )
     (out / PLAN).unlink(missing_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)
     return out

@@ -54,9 +54,9 @@ def open_page(url: str, width: int = 1280, height: int = 900) -> Iterator[tuple[
             )
             page.on(
                 "console",
-                lambda m: problems.append(f"console {m.type}: {m.text}")
-                if m.type == "error"
-                else None,
+                lambda m: (
+                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+                ),
             )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.goto(url, wait_until="load")

@@ -255,7 +255,9 @@ def test_shipped_scenarios_differ_only_in_their_strategy():
     assert reactive.strategy != proactive.strategy
 
 
-def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(
+    tmp_path, monkeypatch, capsys
+):
     import cxsim.experiment as experiment
 
     args = ["run", str(ROOT / "scenarios/reactive.yaml"), str(ROOT / "scenarios/proactive.yaml"),
@@ -274,14 +276,16 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(tmp_
     monkeypatch.setattr(experiment, "_task", stop_after_four)
     assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     cut = _only_folder(tmp_path / "cut")
-    assert (cut / "plan.json").exists() and len(list((cut / "parts").glob("*.pkl"))) == 4
+    assert (cut / "plan.json").exists() and len(list((cut / "parts").glob("s*-r*"))) == 4
+    err = capsys.readouterr().err
+    assert "4 finished run(s) are kept" in err and f"cxsim run --resume {cut}" in err
     assert not (cut / "manifest.json").exists()
 
     monkeypatch.setattr(experiment, "_task", lambda task: calls.append(task) or real(task))
     assert main(["run", "--resume", str(cut), "--workers", "1"]) == 0
     assert len(calls) == 6  # four before the interruption, the two missing ones after
     assert not (cut / "plan.json").exists() and not (cut / "parts").exists()
-    for name in ["steps.csv", "summary.csv"]:
+    for name in ["steps.csv", "summary.csv", "lost_revenue.csv", "differences.csv"]:
         pd.testing.assert_frame_equal(pd.read_csv(whole / name), pd.read_csv(cut / name))
     assert main(["run", "--resume", str(cut)]) == 2  # complete: nothing to resume
 

@@ -64,7 +64,10 @@ def test_customer_table_revenue_adds_up_to_the_revenue_metric(engine):
     churned = table[table["churn_step"] >= 0]
     assert len(churned) == frame["churn"].sum()
     assert set(churned["cause"]) <= {*spec.touchpoint_names, "baseline"}
-    assert set(table["channel"]) <= {"initial", "ads", "referral"}
+    assert set(table["channel"]) <= {"initial", "ads", "referral", "win_back"}
+    # A win-back is a former customer's later spell, and every later spell is a win-back.
+    assert ((table["channel"] == "win_back") == (table["spell"] > 0)).all()
+    assert (table["channel"] == "win_back").sum() == frame["new_customers_win_back"].sum()
     still = table[table["churn_step"] < 0]
     assert len(still) == frame["customers"].iloc[-1]
 

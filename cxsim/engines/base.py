@@ -280,7 +280,8 @@ class CustomerModel(mesa.Model):
         if not tally.leavers:
             return np.zeros(causes, np.int64), np.zeros((2, causes))
         arpu, theta, cause = (
-            np.concatenate([np.atleast_1d(x) for x in column]) for column in zip(*tally.leavers)
+            np.concatenate([np.atleast_1d(x) for x in column])
+            for column in zip(*tally.leavers, strict=True)
         )
         cause = cause.astype(np.int64)
         counts = np.bincount(cause, minlength=causes)
@@ -288,9 +289,10 @@ class CustomerModel(mesa.Model):
         self._exposure += customers_before
         hazard = theta.astype(np.float64) + self._walked / max(self._exposure, 1)
         arpu = arpu.astype(np.float64)
+        steps_left = self.horizon - self.steps + 1
         value = np.stack(
             [
-                np.bincount(cause, rules.expected_revenue(arpu, hazard, self.horizon - self.steps + 1),
+                np.bincount(cause, rules.expected_revenue(arpu, hazard, steps_left),
                             minlength=causes),
                 np.bincount(cause, rules.lifetime_value(arpu, hazard, self.k.step_discount),
                             minlength=causes),

@@ -63,9 +63,10 @@ def model_params(model: Comparison) -> dict:
 
 def Table(header: list[str], rows: list[list[str]], name: str):
     """A plain HTML table (solara.Markdown would fetch KaTeX from a CDN)."""
-    head = "".join(f"<th style=\"padding: 2px 10px\">{escape(h)}</th>" for h in header)
+    pad = 'style="padding: 2px 10px"'
+    head = "".join(f"<th {pad}>{escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td style=\"padding: 2px 10px\">{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td {pad}>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return solara.HTML(
         tag="table",

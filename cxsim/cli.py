@@ -1,4 +1,4 @@
-"""The ``cxsim`` command line: run, calibrate, validate, schema.
+"""The ``cxsim`` command line: run, calibrate, validate, schema, dashboard.
 
 User mistakes (a bad scenario value, a missing file) print one clear message and exit with
 status 2, never a traceback.
@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--markdown", action="store_true", help="a Markdown table of every field instead"
     )
+
+    dash = sub.add_parser("dashboard", help="the what-if dashboard in the browser")
+    dash.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                      help="baseline and strategy to try (default: the shipped two)")  # fmt: skip
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dash.add_argument("--port", type=_whole(0), default=8765, help="port (default 8765)")
     return p
 
 
@@ -310,7 +316,23 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "calibrate": _calibrate, "validate": _validate, "schema": _schema}
+def _dashboard(args: argparse.Namespace) -> int:
+    try:  # the dashboard's web stack is an optional extra; the core never imports it
+        from cxsim.dashboard.server import serve
+    except ImportError as exc:
+        raise UsageError(
+            f"the dashboard needs its extra: pip install 'cxsim[dashboard]' ({exc})"
+        ) from None
+    return serve(args.scenarios, args.host, args.port)
+
+
+COMMANDS = {
+    "run": _run,
+    "calibrate": _calibrate,
+    "validate": _validate,
+    "schema": _schema,
+    "dashboard": _dashboard,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

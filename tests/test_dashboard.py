@@ -1,0 +1,264 @@
+"""The what-if dashboard: the two-strategy model without a browser, then the page in Chromium."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cxsim.dashboard.comparison import (
+    LEVERS,
+    Comparison,
+    lever_value,
+    network_sample,
+    parse_seed,
+    replicate,
+    write_variant,
+)
+from cxsim.loading import ScenarioError, load_scenario
+
+HERE = Path(__file__).resolve().parent
+REACTIVE = HERE / "scenarios" / "dashboard_reactive.yaml"
+PROACTIVE = HERE / "scenarios" / "dashboard_proactive.yaml"
+PATHS = (str(REACTIVE), str(PROACTIVE))
+
+
+def test_steps_both_models_and_the_same_seed_gives_the_same_lines():
+    one, two = Comparison(paths=PATHS), Comparison(paths=PATHS)
+    for _ in range(5):
+        one.step()
+        two.step()
+    assert [m.steps for m in one.models] == [5, 5]
+    assert one.series("customers") == two.series("customers")
+    assert one.series("cumulative_profit") == two.series("cumulative_profit")
+    assert len(one.series("customers")[0]) == 6  # step 0 and five steps
+    # Same seed, same market: both strategies start from the same network and people.
+    assert np.array_equal(one.models[0].edges, one.models[1].edges)
+    assert np.array_equal(one.models[0].arpu, one.models[1].arpu)
+    # ...and the strategies then differ.
+    assert one.series("nps")[0] != one.series("nps")[1]
+
+
+def test_stops_at_the_horizon():
+    model = Comparison(paths=PATHS)
+    while model.running:
+        model.step()
+    assert [m.steps for m in model.models] == [20, 20]
+
+
+def test_strategy_levers_change_the_second_scenario_and_market_levers_both():
+    model = Comparison(paths=PATHS, detection=0.8, outreach=0.05, arpu=30)
+    reactive, proactive = model.specs
+    assert reactive.strategy.detection == 0.0
+    assert reactive.strategy.outreach == 0.0
+    assert proactive.strategy.detection == 0.8
+    assert proactive.strategy.outreach == 0.05
+    assert reactive.economics.arpu.mean == proactive.economics.arpu.mean == 30
+    # Levers left alone keep each file's value.
+    assert proactive.strategy.prevention == 0.3
+
+
+def test_every_lever_is_a_keyword_and_sets_its_field():
+    names = set(inspect.signature(Comparison.__init__).parameters) - {"self", "paths", "seed"}
+    assert names == {lever.name for lever in LEVERS}
+    for lever in LEVERS:
+        value = lever.low + lever.step  # a value no shipped scenario uses
+        model = Comparison(paths=PATHS, **{lever.name: value})
+        assert lever_value(model.specs[1], lever) == pytest.approx(value)
+        base = lever_value(load_scenario(REACTIVE), lever)
+        assert lever_value(model.specs[0], lever) == pytest.approx(value if lever.market else base)
+
+
+def test_slider_fractions_are_rounded():
+    model = Comparison(paths=PATHS, detection=0.1 + 0.2)
+    assert model.specs[1].strategy.detection == 0.3
+
+
+def test_seed_is_checked_with_the_scenario_messages():
+    spec = load_scenario(REACTIVE)
+    assert parse_seed("42", spec) == 42
+    with pytest.raises(ScenarioError, match=r"^run\.seed: expected a whole number, found 'abc'$"):
+        parse_seed("abc", spec)
+    with pytest.raises(ScenarioError, match=r"^run\.seed: expected a number >= 0, found -3$"):
+        parse_seed("-3", spec)
+    good = Comparison(paths=PATHS, seed="42")
+    assert (good.seed, good.seed_error) == (42, None)
+    assert good.specs[1].run.seed == 42
+    bad = Comparison(paths=PATHS, seed="1.5")
+    assert bad.seed == 7  # the scenario's seed is kept
+    assert bad.seed_error == "run.seed: expected a whole number, found 1.5"
+    different = Comparison(paths=PATHS, seed="43")
+    assert not np.array_equal(different.models[0].arpu, good.models[0].arpu)
+
+
+def test_pairs_must_share_a_market(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        REACTIVE.read_text()
+        .replace("name: reactive", "name: other")
+        .replace("customers: 100", "customers: 50")
+    )
+    with pytest.raises(ScenarioError, match="population: expected the same population section"):
+        Comparison(paths=(str(REACTIVE), str(other)))
+    with pytest.raises(ScenarioError, match="expected a name different"):
+        Comparison(paths=(str(REACTIVE), str(REACTIVE)))
+
+
+def test_variant_file_is_base_and_only_the_differences(tmp_path):
+    model = Comparison(paths=PATHS, seed="11", detection=0.7, arpu=20)
+    out = tmp_path / "variants" / "more-detection.yaml"
+    assert write_variant(model, out) == out
+    data = yaml.safe_load(out.read_text())
+    expected_base = Path(*[".."] * len(out.parent.relative_to("/").parts), *PROACTIVE.parts[1:])
+    assert data == {
+        "base": expected_base.as_posix(),
+        "name": "more-detection",
+        "strategy": {"detection": 0.7},
+        "economics": {"arpu": {"mean": 20.0}},
+        "run": {"seed": 11},
+    }
+    assert list(data) == ["base", "name", "strategy", "economics", "run"]
+    assert (out.parent / data["base"]).resolve() == PROACTIVE
+
+
+def test_variant_next_to_its_base_and_unchanged_settings(tmp_path):
+    base = tmp_path / "proactive.yaml"
+    base.write_text(PROACTIVE.read_text())
+    model = Comparison(paths=(str(REACTIVE), str(base)))
+    path = write_variant(model, tmp_path / "same.yaml")
+    assert yaml.safe_load(path.read_text()) == {"base": "proactive.yaml", "name": "same"}
+    with pytest.raises(ScenarioError, match="is the scenario itself"):
+        write_variant(model, base)
+    with pytest.raises(ScenarioError, match="ending in .yaml"):
+        write_variant(model, tmp_path / "notes.txt")
+
+
+def test_network_sample_is_connected_small_and_reused():
+    model = Comparison(paths=PATHS)
+    sample = model.sample
+    assert len(sample.people) == 300 and len(set(sample.people)) == 300
+    assert sample.xy.shape == (300, 2) and np.isfinite(sample.xy).all()
+    assert len(sample.edges) > 300  # grown along the edges, so the drawing shows links
+    edges = {tuple(sorted(e)) for e in model.models[0].edges.tolist()}
+    a, b = sample.people[sample.edges[:, 0]], sample.people[sample.edges[:, 1]]
+    assert all(tuple(sorted(e)) in edges for e in zip(a.tolist(), b.tolist(), strict=True))
+    assert Comparison(paths=PATHS).sample is sample  # same network: layout computed once
+    assert network_sample(model.models[0].edges, model.models[0].n) is sample
+
+
+def test_replications_give_means_and_intervals():
+    rows = replicate(Comparison(paths=PATHS), 3)
+    assert [r[0] for r in rows][:2] == ["annual churn", "NPS, last year"]
+    for row in rows:
+        assert len(row) == 4 and all("[" in cell and "]" in cell for cell in row[1:])
+
+
+def test_images_draw_for_the_current_step():
+    from cxsim.dashboard.plots import lines_figure, network_figure
+
+    model = Comparison(paths=PATHS)
+    model.step()
+    lines = lines_figure(model)
+    assert [len(ax.get_lines()) for ax in lines.axes] == [2, 2, 2, 2]
+    assert "EUR" in lines.axes[2].get_title()
+    assert len(network_figure(model).axes) == 2
+
+
+def test_cli_rejects_a_bad_scenario_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy: {detecton: 0.5}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "cxsim.cli", "dashboard", str(REACTIVE), str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "unknown key 'strategy.detecton' (did you mean 'detection'?)" in result.stderr
+    one = subprocess.run(
+        [sys.executable, "-m", "cxsim.cli", "dashboard", str(REACTIVE)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert one.returncode == 2 and "compares two scenarios" in one.stderr
+
+
+# --- the page in a real browser -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    from cxsim.dashboard.server import start, wait_until_up
+
+    port = _free_port()
+    process = start(PATHS, "127.0.0.1", port)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert wait_until_up(url, process), "the dashboard server did not start"
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _images(page) -> list[str]:
+    return page.eval_on_selector_all("img", "els => els.map(e => e.src)")
+
+
+def _headline(page) -> str:
+    return page.inner_text(".cxsim-headline")
+
+
+def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
+    from tests.browser import open_page, visible_size
+
+    with open_page(server, 1400, 1600) as (page, problems):
+        page.wait_for_selector(".cxsim-headline", timeout=60_000)
+        assert "week 0 of 20" in _headline(page)
+        assert len(_images(page)) == 2  # the lines and the network sample
+        assert all(w > 300 and h > 200 for w, h in visible_size(page, "img"))
+
+        # Move the detection slider with the keyboard and rebuild the models with it.
+        thumb = page.locator(".v-input", has_text="Problems found and fixed first")
+        thumb.locator("[role=slider]").first.focus()
+        page.keyboard.press("ArrowRight")  # one slider step: 0.5 -> 0.55
+        page.get_by_role("button", name="Reset").click()
+
+        before_images, before_text = _images(page), _headline(page)
+        for _ in range(3):
+            page.get_by_role("button", name="Step").click()
+        page.wait_for_function("() => document.querySelector('.cxsim-headline')"
+                               ".innerText.includes('week 3 of 20')", timeout=30_000)  # fmt: skip
+        page.wait_for_function(
+            "before => { const now = [...document.querySelectorAll('img')].map(e => e.src);"
+            " return now.length === 2 && now.every((s, i) => s !== before[i]); }",
+            arg=before_images,
+            timeout=30_000,
+        )
+        assert _headline(page) != before_text
+
+        # The slider reached the model: the saved variant carries the new detection share.
+        target = tmp_path / "variant.yaml"
+        field = page.locator(".v-input", has_text="Variant file").locator("input")
+        field.fill(str(target))
+        field.press("Enter")
+        page.get_by_role("button", name="Save as variant").click()
+        page.wait_for_selector("pre", timeout=30_000)
+        saved = yaml.safe_load(target.read_text())
+        assert saved["name"] == "variant"
+        assert saved["strategy"]["detection"] == pytest.approx(0.55)
+        assert problems == []

@@ -156,23 +156,32 @@ def _read_text(path: Path, label: str) -> str:
 
 
 def _resolve(
-    text: str, filename: str, chain: tuple[tuple[Path, str], ...] = ()
+    text: str, filename: str, chain: tuple[tuple[Path, str], ...] = (), via: str = ""
 ) -> tuple[dict, Lines]:
     """Data and line map of ``text`` merged over its chain of bases.
 
-    ``chain`` holds (resolved path, shown name) of the files that led here, to catch loops.
+    ``chain`` holds (resolved path, shown name) of the files that led here, to catch loops;
+    ``via`` is the ``file:line`` of the ``base:`` that named this file, if one did.
     """
-    data, lines = _read_yaml(text, filename)
+    try:
+        data, lines = _read_yaml(text, filename)
+    except ScenarioError as exc:
+        if not via:
+            raise
+        # The message names the broken file; say also why it was read at all.
+        raise ScenarioError(f"{exc} (read as the base named at {via})") from None
     if BASE_KEY not in data:
         return data, lines
-    where = f"{filename}:{lines[(BASE_KEY,)][1]}: {BASE_KEY}"
+    via = f"{filename}:{lines[(BASE_KEY,)][1]}"
+    where = f"{via}: {BASE_KEY}"
     target = data.pop(BASE_KEY)
     for path in [p for p in lines if p[:1] == (BASE_KEY,)]:
         del lines[path]
     chain = (*chain, (Path(filename).resolve(), filename))
     base_path = _base_path(target, filename, where, chain)
     shown = str(base_path)
-    base_data, base_lines = _resolve(_read_text(base_path, f"{where}: {shown}"), shown, chain)
+    text = _read_text(base_path, f"{where}: {shown}")
+    base_data, base_lines = _resolve(text, shown, chain, via)
     try:
         merged = _merge(base_data, data, {})
     except RecursionError:
@@ -183,7 +192,7 @@ def _resolve(
 def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, str], ...]) -> Path:
     """The file ``base:`` names, checked for type, loops and chain length before reading."""
     if not isinstance(target, str) or not target.strip():
-        found = "an empty text" if isinstance(target, str) else _describe_value(target)
+        found = "empty text" if isinstance(target, str) else _describe_value(target)
         raise ScenarioError(
             f"{where}: expected the path of the scenario file this one starts from, "
             f"relative to this file's folder (text), found {found}"
@@ -193,7 +202,7 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
     seen = [shown for file, shown in chain]
     if resolved in [file for file, _ in chain]:
         loop = " -> ".join([*seen[[file for file, _ in chain].index(resolved) :], str(path)])
-        raise ScenarioError(f"{where}: {target!r} leads back to itself (a loop of bases: {loop})")
+        raise ScenarioError(f"{where}: {target!r} makes a loop of bases: {loop}")
     if len(chain) > MAX_BASES:
         raise ScenarioError(
             f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(seen)} -> ..."
@@ -205,6 +214,8 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
 
 
 def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing"
     if isinstance(value, dict):
         return "a mapping"
     return "a list" if isinstance(value, list) else _show(value)
@@ -291,6 +302,10 @@ def _targeted(
     count = len(names)
     if target is None:
         return list(range(count))
+    if not target:
+        raise ScenarioError(
+            f"--set {item!r}: expected a scenario name, file stem or position before ':'"
+        )
     if target.isdigit():
         if 1 <= int(target) <= count:
             return [int(target) - 1]

@@ -387,3 +387,12 @@ def test_a_field_missing_from_a_replaced_list_item_is_blamed_on_the_variant(tmp_
     )
     message = error_of(variant)
     assert message == f"{variant}:4: touchpoints.1.stages: required field is missing"
+
+
+def test_the_readme_shows_the_shipped_proactive_file_as_it_is():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\nbase: reactive.yaml", 1)[1].split("```", 1)[0]
+    shipped = PROACTIVE.read_text(encoding="utf-8")
+    assert "base: reactive.yaml" + block in shipped, (
+        "README's variant example differs from the file"
+    )

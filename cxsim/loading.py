@@ -198,14 +198,14 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
             f"relative to this file's folder (text), found {found}"
         )
     path = Path(filename).parent / target
-    resolved = path.resolve()
-    seen = [shown for file, shown in chain]
-    if resolved in [file for file, _ in chain]:
-        loop = " -> ".join([*seen[[file for file, _ in chain].index(resolved) :], str(path)])
+    files = [file for file, _ in chain]
+    shown = [name for _, name in chain]
+    if path.resolve() in files:
+        loop = " -> ".join([*shown[files.index(path.resolve()) :], str(path)])
         raise ScenarioError(f"{where}: {target!r} makes a loop of bases: {loop}")
     if len(chain) > MAX_BASES:
         raise ScenarioError(
-            f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(seen)} -> ..."
+            f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(shown)} -> ..."
         )
     if path.exists() and not (path.is_file() or path.is_dir()):
         # A device or pipe could block the read or never end; a scenario is an ordinary file.

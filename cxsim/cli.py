@@ -17,7 +17,13 @@ import numpy as np
 
 from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
 from cxsim.engines import ENGINES
-from cxsim.loading import ScenarioError, apply_overrides, load_scenario
+from cxsim.loading import (
+    ScenarioError,
+    apply_overrides,
+    load_scenario,
+    load_scenarios,
+    scenario_yaml,
+)
 from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
@@ -79,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="overrides",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario field, e.g. --set strategy.detection=0.5 (repeatable)",
+        metavar="[SCENARIO:]KEY=VALUE",
+        help="override a scenario field, e.g. --set strategy.detection=0.5 (repeatable); "
+        "a prefix changes one scenario only: --set proactive:strategy.costs.fixed=0",
     )
 
     cal = sub.add_parser("calibrate", help="fit the walk-away curve to a scenario's survey")
@@ -89,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    val.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print each scenario as YAML with its bases merged and every default filled in",
+    )
+    val.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="[SCENARIO:]KEY=VALUE"
+    )
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     schema.add_argument(
@@ -182,12 +197,12 @@ def _run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace):
     from cxsim.results import Plan
 
-    specs = [load_scenario(path, args.overrides) for path in args.scenarios]
+    specs = load_scenarios(args.scenarios, args.overrides)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise UsageError(
             f"scenarios to compare need different 'name' fields, found {names}; "
-            "set one with --set name=..."
+            "set one with --set 2:name=... (a variant names itself with a 'name:' line)"
         )
     times = {s.time for s in specs}
     if len(times) > 1:
@@ -293,8 +308,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    for path in args.scenarios:
-        spec = load_scenario(path)
+    specs = load_scenarios(args.scenarios, args.overrides)
+    for i, (path, spec) in enumerate(zip(args.scenarios, specs, strict=True)):
+        if args.resolved:
+            # Only YAML on stdout (documents split by ---), so the output loads again.
+            separator = "---\n" if i else ""
+            print(f"{separator}# {path}, resolved: bases merged, --set applied, defaults filled")
+            print(scenario_yaml(spec), end="")
+            continue
         a, b = spec.walk_away_curve
         print(
             f"{path}: ok — '{spec.name}', {spec.population.size:,} people, "

@@ -1,8 +1,15 @@
-"""Read scenario files: safe YAML, line numbers, ``--set`` overrides and one-line errors.
+"""Read scenario files: safe YAML, bases, line numbers, ``--set`` overrides and one-line errors.
 
 Every failure becomes a :class:`ScenarioError` whose message names the file, the field path,
 the line where known, what was expected and what was found, with a "did you mean" suggestion
 for misspelt keys. The command line prints it and exits with status 2.
+
+A scenario may start from another one: ``base: reactive.yaml`` (a path relative to the folder
+of the file that says it) reads that file first and merges this one over it. Mappings merge key
+by key; any other value, lists such as ``touchpoints`` included, replaces the base's value
+whole. Bases may have bases of their own. The line map records, for every field, the file and
+line where its value was written, so an error in a value that came from the base names the
+base file. ``--set`` overrides apply last, to the merged scenario.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -27,42 +34,61 @@ class ScenarioError(Exception):
 
 
 Path_ = tuple[str | int, ...]
+Origin = tuple[str, int]
+"""Where a value was written: (file, line). Line 0 means it was set by an override."""
+Lines = dict[Path_, Origin]
+
+_FROM_SET: Origin = ("", 0)
+
+BASE_KEY = "base"
+MAX_BASES = 8
+"""Longest chain of bases a scenario may sit on (a variant of a variant of ...)."""
 
 
 def load_scenario(
     source: str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()
 ) -> Scenario:
-    """Read, override and validate a scenario file.
+    """Read, resolve its bases, override and validate a scenario file.
 
     ``overrides`` is either a mapping of dotted keys to values (``{"strategy.detection": 0.5}``)
     or strings ``"key=value"`` as typed after ``--set`` (values are read as YAML scalars).
     """
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a folder, expected a scenario YAML file") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not a text file (expected UTF-8 YAML)") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot be read ({exc.strerror})") from None
-    return parse_scenario(text, str(path), overrides)
+    data, lines = _resolve(_read_text(path, str(path)), str(path))
+    return _finish(data, lines, str(path), overrides)
+
+
+def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ()) -> list[Scenario]:
+    """Read the scenarios of one comparison; ``--set`` strings may target one of them.
+
+    ``"key=value"`` applies to every scenario; ``"target:key=value"`` only to the scenario
+    whose ``name`` (as its file and bases give it, before any override) is ``target``, else
+    whose file stem is ``target``, else, for a number, the one at that 1-based position.
+    """
+    paths = [Path(s) for s in sources]
+    documents = [_resolve(_read_text(p, str(p)), str(p)) for p in paths]
+    names = [_name_of(data) for data, _ in documents]
+    stems = [p.stem for p in paths]
+    chosen: list[list[str]] = [[] for _ in paths]
+    for item in [overrides] if isinstance(overrides, str) else overrides:
+        target, setting = _split_target(item)
+        for i in _targeted(target, item, names, stems):
+            chosen[i].append(setting)
+    return [
+        _finish(data, lines, str(path), settings)
+        for (data, lines), path, settings in zip(documents, paths, chosen, strict=True)
+    ]
 
 
 def parse_scenario(
     text: str, filename: str = "<scenario>", overrides: Mapping[str, Any] | Iterable[str] = ()
 ) -> Scenario:
-    """Validate scenario YAML text; ``filename`` is only used in messages."""
-    data, lines = _read_yaml(text, filename)
-    for key, value in _parse_overrides(overrides):
-        _apply_override(data, key, value, filename)
-        _mark_override(lines, _split(key, data))
-    return validate(data, filename, lines)
+    """Validate scenario YAML text; ``filename`` names it in messages and locates a ``base``."""
+    data, lines = _resolve(text, filename)
+    return _finish(data, lines, filename, overrides)
 
 
-def validate(data: dict, filename: str = "<scenario>", lines: dict | None = None) -> Scenario:
+def validate(data: dict, filename: str = "<scenario>", lines: Lines | None = None) -> Scenario:
     """Build a Scenario from plain data, turning pydantic's errors into one ScenarioError."""
     try:
         return Scenario.model_validate(data)
@@ -75,7 +101,7 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
     if not overrides:
         return scenario
     data = scenario.model_dump(mode="json")
-    lines: dict[Path_, int] = {}
+    lines: Lines = {}
     for key, value in _parse_overrides(overrides):
         if isinstance(value, np.generic):  # NumPy scalars from sweeps become plain numbers
             value = value.item()
@@ -84,19 +110,228 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
     return validate(data, "<overrides>", lines)
 
 
-def _mark_override(lines: dict[Path_, int], path: Path_) -> None:
-    """Mark ``path`` as set by an override (line 0): it, what lies under it, missing parents."""
+def scenario_yaml(scenario: Scenario) -> str:
+    """Every field of ``scenario`` as YAML, defaults filled in; loading it gives it back."""
+    data = scenario.model_dump(mode="json")
+    # One line per touchpoint, as in the shipped files, keeps the list readable (hence the
+    # wide lines: a wrapped flow mapping is harder to read than a long one).
+    data["touchpoints"] = [_FlowMapping(t) for t in data["touchpoints"]]
+    return yaml.dump(data, Dumper=_ScenarioDumper, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def _finish(
+    data: dict, lines: Lines, filename: str, overrides: Mapping[str, Any] | Iterable[str]
+) -> Scenario:
+    """Apply overrides to resolved data (blaming them on --set) and validate."""
+    for key, value in _parse_overrides(overrides):
+        _apply_override(data, key, value, filename)
+        _mark_override(lines, _split(key, data))
+    return validate(data, filename, lines)
+
+
+def _mark_override(lines: Lines, path: Path_) -> None:
+    """Mark ``path`` as set by an override: it, what lies under it, missing parents."""
     for known in [p for p in lines if p[: len(path)] == path]:
         del lines[known]
     for depth in range(1, len(path)):
-        lines.setdefault(path[:depth], 0)
-    lines[path] = 0
+        lines.setdefault(path[:depth], _FROM_SET)
+    lines[path] = _FROM_SET
+
+
+def _read_text(path: Path, label: str) -> str:
+    """The text of a scenario file; ``label`` starts the message if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{label}: is a folder, expected a scenario YAML file") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{label}: not a text file (expected UTF-8 YAML)") from None
+    except OSError as exc:
+        raise ScenarioError(f"{label}: cannot be read ({exc.strerror})") from None
+
+
+# --- bases: a scenario that starts from another -------------------------------------------
+
+
+def _resolve(
+    text: str, filename: str, chain: tuple[tuple[Path, str], ...] = (), via: str = ""
+) -> tuple[dict, Lines]:
+    """Data and line map of ``text`` merged over its chain of bases.
+
+    ``chain`` holds (resolved path, shown name) of the files that led here, to catch loops;
+    ``via`` is the ``file:line`` of the ``base:`` that named this file, if one did.
+    """
+    try:
+        data, lines = _read_yaml(text, filename)
+    except ScenarioError as exc:
+        if not via:
+            raise
+        # The message names the broken file; say also why it was read at all.
+        raise ScenarioError(f"{exc} (read as the base named at {via})") from None
+    if BASE_KEY not in data:
+        return data, lines
+    via = f"{filename}:{lines[(BASE_KEY,)][1]}"
+    where = f"{via}: {BASE_KEY}"
+    target = data.pop(BASE_KEY)
+    for path in [p for p in lines if p[:1] == (BASE_KEY,)]:
+        del lines[path]
+    chain = (*chain, (Path(filename).resolve(), filename))
+    base_path = _base_path(target, filename, where, chain)
+    shown = str(base_path)
+    text = _read_text(base_path, f"{where}: {shown}")
+    base_data, base_lines = _resolve(text, shown, chain, via)
+    try:
+        merged = _merge(base_data, data, {})
+    except RecursionError:
+        raise ScenarioError(f"{filename}: nested too deeply to merge over its base") from None
+    return merged, _merge_lines(base_data, base_lines, data, lines)
+
+
+def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, str], ...]) -> Path:
+    """The file ``base:`` names, checked for type, loops and chain length before reading."""
+    if not isinstance(target, str) or not target.strip():
+        found = "empty text" if isinstance(target, str) else _describe_value(target)
+        raise ScenarioError(
+            f"{where}: expected the path of the scenario file this one starts from, "
+            f"relative to this file's folder (text), found {found}"
+        )
+    path = Path(filename).parent / target
+    files = [file for file, _ in chain]
+    shown = [name for _, name in chain]
+    if path.resolve() in files:
+        loop = " -> ".join([*shown[files.index(path.resolve()) :], str(path)])
+        raise ScenarioError(f"{where}: {target!r} makes a loop of bases: {loop}")
+    if len(chain) > MAX_BASES:
+        raise ScenarioError(
+            f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(shown)} -> ..."
+        )
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        # A device or pipe could block the read or never end; a scenario is an ordinary file.
+        raise ScenarioError(f"{where}: {path}: not a regular file")
+    return path
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a list" if isinstance(value, list) else _show(value)
+
+
+def _merge(base: Any, over: Any, memo: dict[tuple[int, int], dict]) -> Any:
+    """``over`` merged onto ``base``: mappings key by key, anything else replaces whole.
+
+    Neither input is changed. ``memo`` merges each pair of mappings once, so aliases that
+    share (or contain) a mapping cost no repeated work and cannot recurse without end.
+    """
+    if not (isinstance(base, dict) and isinstance(over, dict)):
+        return over
+    key = (id(base), id(over))
+    if key in memo:
+        return memo[key]
+    merged = memo[key] = dict(base)
+    for name, value in over.items():
+        merged[name] = _merge(base[name], value, memo) if name in base else value
+    return merged
+
+
+def _merge_lines(base_data: dict, base_lines: Lines, data: dict, lines: Lines) -> Lines:
+    """Line map of the merged data: the variant's lines, and the base's where it still shows.
+
+    A value the variant replaces (anything but a mapping merged into a mapping) hides every
+    line the base had beneath it; a merged mapping keeps the base's lines for keys the
+    variant does not set.
+    """
+    replaced = {
+        path
+        for path in lines
+        if path
+        and not (isinstance(_at(data, path), dict) and isinstance(_at(base_data, path), dict))
+    }
+    kept = {
+        path: origin
+        for path, origin in base_lines.items()
+        if not any(path[:depth] in replaced for depth in range(1, len(path)))
+    }
+    return {**kept, **lines}
+
+
+_MISSING = object()
+
+
+def _at(data: Any, path: Path_) -> Any:
+    """The value at ``path`` in plain data, or a marker when there is none."""
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _name_of(data: dict) -> str | None:
+    name = data.get("name", Scenario.model_fields["name"].default)
+    return name if isinstance(name, str) else None
+
+
+# --- --set for one scenario of several ----------------------------------------------------
+
+
+def _split_target(item: Any) -> tuple[str | None, Any]:
+    """``"target:key=value"`` to (target, ``"key=value"``); without a target, (None, item).
+
+    Field names contain no ':', so a ':' before the first '=' can only end a target; a ':' in
+    the value (``description=a:b``) is left alone.
+    """
+    if not isinstance(item, str):
+        return None, item  # _parse_overrides says what is wrong with it
+    head, sep, _ = item.partition("=")
+    if not sep or ":" not in head:
+        return None, item
+    target, _, setting = item.partition(":")
+    return target.strip(), setting
+
+
+def _targeted(
+    target: str | None, item: str, names: list[str | None], stems: list[str]
+) -> list[int]:
+    """Indices of the scenarios a --set target names: by name, else file stem, else number."""
+    count = len(names)
+    if target is None:
+        return list(range(count))
+    if not target:
+        raise ScenarioError(
+            f"--set {item!r}: expected a scenario name, file stem or position before ':'"
+        )
+    if target.isdigit():
+        if 1 <= int(target) <= count:
+            return [int(target) - 1]
+        matches: list[int] = []
+    else:
+        matches = [i for i, name in enumerate(names) if name == target] or [
+            i for i, stem in enumerate(stems) if stem == target
+        ]
+    if len(matches) == 1:
+        return matches
+    if matches:
+        positions = ", ".join(str(i + 1) for i in matches)
+        raise ScenarioError(
+            f"--set {item!r}: {target!r} names scenarios {positions}; use the position instead"
+        )
+    known = ", ".join(f"{i + 1} {name or stems[i]!r}" for i, name in enumerate(names))
+    raise ScenarioError(
+        f"--set {item!r}: no scenario {target!r} in this run; name one of {known} "
+        "(by name, file stem or position)"
+    )
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
 
 
-def _read_yaml(text: str, filename: str) -> tuple[dict, dict[Path_, int]]:
+def _read_yaml(text: str, filename: str) -> tuple[dict, Lines]:
     try:
         node, data, lines = _compose_and_construct(text, filename)
     except yaml.reader.ReaderError as exc:
@@ -133,25 +368,41 @@ def _char(character: int | bytes | str) -> str:
     return f"byte {character!r}" if isinstance(character, bytes) else repr(character)
 
 
+_YAML12_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 class ScenarioLoader(yaml.SafeLoader):
     """The safe loader, also reading YAML 1.2 numbers such as 1e6 (YAML 1.1 wants 1.0e+6)."""
 
 
-ScenarioLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+ScenarioLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789"))
+
+
+class _ScenarioDumper(yaml.SafeDumper):
+    """Writes YAML that ScenarioLoader reads back the same: text such as '1e3' gets quotes."""
+
+
+_ScenarioDumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789")
 )
 
 
-def _compose_and_construct(
-    text: str, filename: str
-) -> tuple[yaml.Node | None, Any, dict[Path_, int]]:
+class _FlowMapping(dict):
+    """A mapping written on one line: ``{name: billing, ...}``."""
+
+
+_ScenarioDumper.add_representer(
+    _FlowMapping,
+    lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True),
+)
+
+
+def _compose_and_construct(text: str, filename: str) -> tuple[yaml.Node | None, Any, Lines]:
     """Parse once with the safe loader: the node tree (for line numbers) and the plain data."""
     loader = ScenarioLoader(text)
     try:
         node = loader.get_single_node()
-        lines: dict[Path_, int] = {}
+        lines: Lines = {}
         if not isinstance(node, yaml.MappingNode):
             return node, None, lines
         _index_lines(node, (), lines, filename, set())
@@ -167,9 +418,9 @@ def _node_kind(node: yaml.Node) -> str:
 
 
 def _index_lines(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], filename: str, visited: set[int]
+    node: yaml.Node, path: Path_, lines: Lines, filename: str, visited: set[int]
 ) -> None:
-    lines[path] = node.start_mark.line + 1
+    lines[path] = (filename, node.start_mark.line + 1)
     if not isinstance(node, yaml.CollectionNode):
         return
     if id(node) in visited:
@@ -191,7 +442,7 @@ def _index_lines(
                 )
             seen.add(key)
             _index_lines(value_node, path + (key,), lines, filename, visited)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            lines[path + (key,)] = (filename, key_node.start_mark.line + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index_lines(item, path + (i,), lines, filename, visited)
@@ -228,6 +479,11 @@ def _parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple
 
 
 def _check_key(key: Any, label: str) -> None:
+    if isinstance(key, str) and ":" in key:
+        raise ScenarioError(
+            f"{label}: field names contain no ':'; 'scenario:key=value' picks one scenario "
+            "of several and works with cxsim run and validate"
+        )
     if not isinstance(key, str) or not all(part.strip() for part in key.split(".")):
         raise ScenarioError(
             f"{label}: expected a dotted field name such as strategy.detection or "
@@ -323,14 +579,16 @@ def _dotted(path: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _where(filename: str, lines: dict[Path_, int], path: Path_) -> str:
+def _where(filename: str, lines: Lines, path: Path_) -> str:
+    """``file:line`` where the value at ``path`` (or its nearest known parent) was written."""
     probe = tuple(path)
     while probe not in lines and probe:
         probe = probe[:-1]
-    line = lines.get(probe)
-    if line == 0:
-        return f"{filename} (from --set)"
-    return f"{filename}:{line}" if line else filename
+    origin = lines.get(probe)
+    if origin is None:
+        return filename
+    file, line = origin
+    return f"{filename} (from --set)" if line == 0 else f"{file}:{line}"
 
 
 _MAX_MESSAGES = 10
@@ -341,7 +599,7 @@ _repr.maxother = 60
 _repr.maxlevel = 3
 
 
-def _describe(exc: ValidationError, data: Any, filename: str, lines: dict[Path_, int]) -> str:
+def _describe(exc: ValidationError, data: Any, filename: str, lines: Lines) -> str:
     messages = []
     errors = [(_loc(err), err) for err in exc.errors()]
     item_failures = {loc[:depth] for loc, _ in errors for depth in range(len(loc))}

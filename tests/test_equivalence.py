@@ -23,8 +23,9 @@ from .conftest import ALL_MECHANISMS, SHIPPED, small
 # returns, experience scores and money.
 OUTCOMES = [
     "final_customers", "churn_experience", "churn_baseline", "new_customers_referral",
-    "new_customers_ads", "nps", "csat", "mean_satisfaction", "revenue", "costs",
-    "lost_revenue_horizon", "lost_revenue_lifetime", "lost_revenue_experience_horizon",
+    "new_customers_ads", "new_customers_win_back", "nps", "csat", "mean_satisfaction", "revenue",
+    "costs", "lost_revenue_horizon", "lost_revenue_lifetime", "lost_revenue_experience_horizon",
+    "lost_revenue_experience_lifetime",
     "problems_arising", "problems_detected", "problems_contacted", "problems_resolved",
     "outreach_contacts", "reviews_posted", "returned",
 ]  # fmt: skip

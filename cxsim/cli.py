@@ -258,7 +258,7 @@ def _print_figures(experiment) -> None:
     table = headline(experiment)
     print(table.intro)
     print(as_text(table))
-    for extra in [*loss_tables(experiment, lifetime=False), break_even(experiment)]:
+    for extra in [*loss_tables(experiment, ("lost_revenue_horizon",)), break_even(experiment)]:
         if extra is not None:
             print(f"\n{extra.title}\n{as_text(extra)}")
     print("\nDefinitions: " + table.note)

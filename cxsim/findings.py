@@ -100,53 +100,51 @@ def headline(x: Experiment) -> Table:
     )  # fmt: skip
 
 
-def loss_tables(x: Experiment, lifetime: bool = True) -> list[Table]:
-    """Revenue lost to poor experiences by touchpoint and by department, and what the second
-    scenario recovers (paired); ``lifetime`` adds the lifetime-value columns."""
+LOSS_VALUES = {
+    "lost_revenue_horizon": "within the horizon",
+    "lost_revenue_lifetime": "as lifetime value",
+}
+
+
+def loss_tables(x: Experiment, values: tuple[str, ...] = tuple(LOSS_VALUES)) -> list[Table]:
+    """Revenue lost to poor experiences by touchpoint and by department (one table per
+    valuation in ``values``), each scenario's and what each later one recovers (paired)."""
     spec = x.scenarios[0]
     table = x.loss_breakdown()
-    out = []
     recover = [s for s in dict.fromkeys(table["scenario"]) if " recovers vs " in s]
+    columns_of = [*x.names, *recover]
+    out = []
     for by in ("touchpoint", "department"):
-        part = table[table["by"] == by]
-        keep = [p for p in dict.fromkeys(part["part"])
-                if part.loc[part["part"] == p, "lost_revenue_horizon"].abs().sum() > 0]  # fmt: skip
-        rows = []
-        for p in keep:
-            row = [p]
-            for name in [*x.names, *recover]:
-                r = part[(part["scenario"] == name) & (part["part"] == p)].iloc[0]
-                diff = name in recover
-                row.append(_ci("lost_revenue_experience_horizon", r["lost_revenue_horizon"],
-                               r["lost_revenue_horizon_low"], r["lost_revenue_horizon_high"],
-                               spec, diff))  # fmt: skip
-                if lifetime:
-                    row.append(_ci("lost_revenue_experience_horizon", r["lost_revenue_lifetime"],
-                                   r["lost_revenue_lifetime_low"], r["lost_revenue_lifetime_high"],
-                                   spec, diff))  # fmt: skip
-            rows.append(row)
-        total = ["total"]
-        for name in [*x.names, *recover]:
-            mine = part[part["scenario"] == name]
-            for value in ("lost_revenue_horizon", "lost_revenue_lifetime")[: 1 + lifetime]:
-                total.append(money_text(mine[value].sum(), spec.economics.currency,
-                                        name in recover))  # fmt: skip
-        rows.append(total)
-        columns = [by]
-        for name in [*x.names, *recover]:
-            columns += [f"{name}: within horizon", f"{name}: lifetime"][: 1 + lifetime]
-        out.append(Table(
-            f"Revenue lost to poor experiences, by {by}", columns, rows,
-            intro=f"Customers who walked away after a bad experience, by the {by} of that "
-            "experience; mean [95% CI] over replications, in "
-            f"{spec.economics.currency} for {spec.population.represents:,.0f} real customers "
-            "per simulated one. 'recovers' is the first scenario's loss minus the other's, "
-            "paired on the same seeds.",
-            note="Each leaver is valued at the revenue they would still have paid under the "
-            "churn they would still have faced (their baseline propensity plus the scenario's "
-            "walk-away rate), not as if they would have stayed to the end. The parts add up to "
-            "the total.",
-        ))  # fmt: skip
+        part = table[table["by"] == by].set_index(["scenario", "part"])
+        lost = part["lost_revenue_horizon"].abs().groupby(level="part", sort=False).sum()
+        keep = list(lost.index[lost > 0])
+        for value in values:
+            rows = []
+            for p in keep:
+                row = [p]
+                for name in columns_of:
+                    r = part.loc[(name, p)]
+                    row.append(_ci("lost_revenue_experience_horizon", r[value],
+                                   r[f"{value}_low"], r[f"{value}_high"], spec,
+                                   name in recover))  # fmt: skip
+                rows.append(row)
+            rows.append(["total"] + [
+                money_text(part.loc[name, value].sum(), spec.economics.currency, name in recover)
+                for name in columns_of
+            ])  # fmt: skip
+            out.append(Table(
+                f"Revenue lost to poor experiences {LOSS_VALUES[value]}, by {by}",
+                [by, *columns_of], rows,
+                intro=f"Customers who walked away after a bad experience, by the {by} of that "
+                "experience; mean [95% CI] over replications, in "
+                f"{spec.economics.currency} for {spec.population.represents:,.0f} real "
+                "customers per simulated one. 'recovers' is the first scenario's loss minus the "
+                "other's, paired on the same seeds.",
+                note="Each leaver is valued at the revenue they would still have paid under the "
+                "churn they would still have faced (their baseline propensity plus the "
+                "scenario's walk-away rate), not as if they would have stayed to the end. The "
+                "parts add up to the total.",
+            ))  # fmt: skip
     return out
 
 

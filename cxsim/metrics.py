@@ -270,7 +270,7 @@ def money_text(value: float, currency: str, signed: bool = False) -> str:
     size = abs(value)
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if size >= limit:
-            digits = 1 if size < 100 * limit else 0
+            digits = 2 if size < 10 * limit else 1 if size < 100 * limit else 0
             return f"{sign}{value / limit:,.{digits}f} {suffix} {currency}"
     return f"{sign}{value:,.0f} {currency}"
 

@@ -110,18 +110,21 @@ def review_stars(s):
 # --- churn ------------------------------------------------------------------------------------
 
 
-def walk_away_step(count_before, n_bad, a, b, tolerance):
+def walk_away_step(count_before, n_bad, a, b, tolerance, weight=1.0):
     """Chance of walking away at one of this step's ``n_bad`` bad experiences.
 
-    The j-th bad experience of the step is the k-th recent one, k = count_before + j, and the
-    person leaves at it with chance sigmoid(a + b (k - 1) - tolerance) (PwC-calibrated curve).
-    Returns 1 - prod_j (1 - p(k_j)); 0 where n_bad is 0.
+    Each weighs ``weight`` (the mean severity of the step's bad experiences; 1 is a
+    significant failure, the survey's "bad experience"). The j-th brings the recent count to
+    k = count_before + j weight, and the person leaves at it with chance
+    1 - (1 - sigmoid(a + b (k - 1) - tolerance))^weight: a bad experience of weight 1 is one
+    event of the PwC-calibrated curve, a lighter one a fraction of such an event.
+    Returns 1 - prod_j of staying; 0 where n_bad is 0.
     """
     n_max = int(np.max(n_bad)) if np.size(n_bad) else 0
     stay = 1.0
     for j in range(1, n_max + 1):
-        p = sigmoid(a + b * (count_before + j - 1) - tolerance)
-        stay = stay * np.where(n_bad >= j, 1.0 - p, 1.0)
+        p = sigmoid(a + b * (count_before + j * weight - 1) - tolerance)
+        stay = stay * np.where(n_bad >= j, (1.0 - p) ** weight, 1.0)
     return 1.0 - stay
 
 
@@ -132,6 +135,20 @@ def baseline_hazard(theta, s, resting, elasticity):
     satisfaction scaling off.
     """
     return np.minimum(theta * np.exp(elasticity * (resting - s)), 1.0)
+
+
+def at_risk(bad_count, s):
+    """A customer at risk, for aimed outreach: a recent bad experience still in memory (count
+    at least one half) or satisfaction below the CSAT line."""
+    return (bad_count >= 0.5) | (s < CSAT_SATISFIED)
+
+
+def outreach_chance(share, customers, at_risk_count):
+    """Chance an at-risk customer is contacted when outreach is aimed: the same number of
+    contacts as random outreach (share x customers), spread over those at risk."""
+    if at_risk_count <= 0:
+        return 0.0
+    return min(1.0, share * customers / at_risk_count)
 
 
 def churn_chance(walk_away, hazard):

@@ -96,6 +96,13 @@ class Touchpoint(Section):
     problem_rate: Number = _share(
         0.0, "Chance per step a customer in those stages gets a problem here"
     )
+    severity: Number = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="Weight of one bad experience here in memory, satisfaction and the "
+        "walk-away count; 1 is a significant failure, the survey's 'bad experience' (weight)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Touchpoint:
@@ -113,21 +120,22 @@ class Touchpoint(Section):
 
 def _default_touchpoints() -> tuple[Touchpoint, ...]:
     rows = [
-        # name, department, stages, visit, good, bad, problem
-        ("advertising", "marketing", ("prospect",), 0.5, 0.10, 0.010, 0.0),
-        ("website", "marketing", ("prospect", "onboarding", "active"), 0.3, 0.15, 0.010, 0.0),
-        ("sales", "sales", ("prospect",), 0.05, 0.30, 0.050, 0.0),
-        ("onboarding", "customer_success", ("onboarding",), 1.0, 0.30, 0.010, 0.010),
-        ("product", "product", ("onboarding", "active"), 1.0, 0.08, 0.001, 0.0030),
-        ("delivery", "fulfilment", ("active",), 0.2, 0.10, 0.008, 0.0020),
-        ("billing", "finance", ("active",), 0.25, 0.02, 0.002, 0.0010),
-        ("email", "marketing", ("active",), 0.5, 0.05, 0.001, 0.0),
-        ("social_media", "marketing", ("active",), 0.1, 0.10, 0.005, 0.0),
+        # name, department, stages, visit, good, bad, problem, severity
+        ("advertising", "marketing", ("prospect",), 0.5, 0.10, 0.010, 0.0, 0.3),
+        ("website", "marketing", ("prospect", "onboarding", "active"), 0.3, 0.15, 0.010, 0.0, 0.5),
+        ("sales", "sales", ("prospect",), 0.05, 0.30, 0.050, 0.0, 0.7),
+        ("onboarding", "customer_success", ("onboarding",), 1.0, 0.30, 0.010, 0.020, 1.0),
+        ("product", "product", ("onboarding", "active"), 1.0, 0.08, 0.001, 0.0060, 1.0),
+        ("delivery", "fulfilment", ("active",), 0.2, 0.10, 0.008, 0.0040, 1.0),
+        ("billing", "finance", ("active",), 0.25, 0.02, 0.002, 0.0020, 1.0),
+        ("email", "marketing", ("active",), 0.5, 0.05, 0.001, 0.0, 0.3),
+        ("social_media", "marketing", ("active",), 0.1, 0.10, 0.005, 0.0, 0.5),
     ]
     return tuple(
-        Touchpoint(name=n, department=d, stages=s, visit_rate=v, good=g, bad=b, problem_rate=p)
-        for n, d, s, v, g, b, p in rows
-    )
+        Touchpoint(name=n, department=d, stages=s, visit_rate=v, good=g, bad=b, problem_rate=p,
+                   severity=w)
+        for n, d, s, v, g, b, p, w in rows
+    )  # fmt: skip
 
 
 class Satisfaction(Section):
@@ -281,6 +289,25 @@ class StrategyCosts(Section):
     fixed: Number = Field(0.0, ge=0, description="Programme cost per step (currency/step)")
 
 
+class TouchpointLevers(Section):
+    """Proactive levers for one touchpoint; a lever left out uses the strategy's global value."""
+
+    detection: Number | None = Field(
+        None, ge=0, le=1, description="Share of new problems here found and fixed first (share 0-1)"
+    )
+    prevention: Number | None = Field(
+        None, ge=0, le=1, description="Share of problems here removed at the root (share 0-1)"
+    )
+    quality_uplift: Number | None = Field(
+        None, ge=0, le=1, description="Share of bad visits here removed, of neutral made good "
+        "(share 0-1)",
+    )  # fmt: skip
+    cost_per_customer: Number = Field(
+        0.0, ge=0, description="Cost of these levers per customer per step "
+        "(currency/customer/step)",
+    )  # fmt: skip
+
+
 class Strategy(Section):
     name: str = Field("reactive", description="Label of the strategy in results and charts (text)")
     detection: Number = _share(
@@ -294,6 +321,11 @@ class Strategy(Section):
         0.0, "Share of bad visits removed and of neutral visits made good, at every touchpoint"
     )
     outreach: Number = _share(0.0, "Share of customers given a personal proactive contact per step")
+    outreach_target: Literal["random", "at_risk"] = Field(
+        "random",
+        description="Who gets the outreach contacts: random customers, or customers at risk (a "
+        "recent bad experience in memory, or satisfaction below the CSAT line) (kind)",
+    )
     support_contact: Number = _share(
         0.4, "Chance a customer with an open problem contacts support in a step"
     )
@@ -302,6 +334,60 @@ class Strategy(Section):
         0.3, "Chance a resolved contact is a good experience (service recovery)"
     )
     costs: StrategyCosts = Field(default_factory=StrategyCosts)
+    touchpoints: dict[str, TouchpointLevers] = Field(
+        default_factory=dict,
+        description="Levers per touchpoint by name, e.g. billing: {detection: 0.8}; the "
+        "global values apply elsewhere (mapping)",
+    )
+    start: Whole = Field(
+        0, ge=0, description="Step before which the proactive levers and their costs are off "
+        "(steps)",
+    )  # fmt: skip
+    ramp: Whole = Field(
+        0, ge=0, description="Steps from the start over which the proactive levers and costs "
+        "rise linearly to full (steps)",
+    )  # fmt: skip
+
+
+EVENT_FIELDS = {"touchpoints": ("visit_rate", "good", "bad", "problem_rate"),
+                "strategy": ("detection", "detection_delight", "prevention", "quality_uplift",
+                             "outreach", "support_contact", "first_contact_resolution",
+                             "recovery_delight")}  # fmt: skip
+"""What an event may change: touchpoint chances and strategy levers."""
+
+
+class Event(Section):
+    """A change that lasts a while: an outage wave, a season of bad deliveries, a price rise."""
+
+    name: str = Field(description="Label of the event in charts (text)")
+    start: Whole = Field(ge=1, description="First step of the event (steps)")
+    duration: Whole = Field(ge=1, description="Steps the event lasts (steps)")
+    scale: dict[str, Number] = Field(
+        default_factory=dict,
+        description="Multipliers while it lasts, by dotted key: touchpoints.<name>.<visit_rate, "
+        "good, bad or problem_rate> or strategy.<lever> (factor)",
+    )
+    set: dict[str, Number] = Field(
+        default_factory=dict,
+        description="Values while it lasts, by the same dotted keys (as the field)",
+    )
+
+    @model_validator(mode="after")
+    def _keys(self) -> Event:
+        for key in (*self.scale, *self.set):
+            parts = key.split(".")
+            ok = (parts[0] == "touchpoints" and len(parts) == 3
+                  and parts[2] in EVENT_FIELDS["touchpoints"]) or (
+                parts[0] == "strategy" and len(parts) == 2 and parts[1] in EVENT_FIELDS["strategy"])  # fmt: skip
+            if not ok:
+                raise ValueError(
+                    f"cannot change {key!r}; expected touchpoints.<name>.<"
+                    f"{'|'.join(EVENT_FIELDS['touchpoints'])}> or strategy.<"
+                    f"{'|'.join(EVENT_FIELDS['strategy'])}>"
+                )
+        if not (self.scale or self.set):
+            raise ValueError("an event needs scale or set (what it changes)")
+        return self
 
 
 class Arpu(Section):
@@ -360,6 +446,10 @@ class Scenario(Section):
     behaviour: Behaviour = Field(default_factory=Behaviour)
     strategy: Strategy = Field(default_factory=Strategy)
     economics: Economics = Field(default_factory=Economics)
+    events: tuple[Event, ...] = Field(
+        default=(), max_length=100,
+        description="Changes that last a while, in any order (list of events[] below)",
+    )  # fmt: skip
     run: Run = Field(default_factory=Run)
 
     model_config = ConfigDict(
@@ -372,13 +462,53 @@ class Scenario(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"touchpoint names must be unique, repeated: {', '.join(dupes)}")
+        unknown = [t for t in self.strategy.touchpoints if t not in names]
+        unknown += [key.split(".")[1] for e in self.events for key in (*e.scale, *e.set)
+                    if key.startswith("touchpoints.") and key.split(".")[1] not in names]  # fmt: skip
+        if unknown:
+            raise ValueError(
+                f"no touchpoint named {unknown[0]!r}; the touchpoints are {', '.join(names)}"
+            )
+        for event in self.events:
+            event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
         return self
 
     @property
     def touchpoint_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.touchpoints)
 
+    @property
+    def severities(self) -> tuple[float, ...]:
+        return tuple(t.severity for t in self.touchpoints)
+
     @cached_property
     def walk_away_curve(self) -> tuple[float, float]:
         """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
         return self.behaviour.walk_away.curve()
+
+
+def event_scenario(spec: Scenario, event: Event) -> Scenario:
+    """The scenario as it stands while ``event`` lasts (its scale and set applied)."""
+    data = spec.model_dump(mode="python")
+    data["events"] = ()
+    touchpoints = [dict(t) for t in data["touchpoints"]]
+    index = {t["name"]: i for i, t in enumerate(touchpoints)}
+    for key, value in [*((k, ("scale", v)) for k, v in event.scale.items()),
+                       *((k, ("set", v)) for k, v in event.set.items())]:  # fmt: skip
+        how, number = value
+        parts = key.split(".")
+        if parts[0] == "touchpoints":
+            target, field = touchpoints[index[parts[1]]], parts[2]
+        else:
+            target, field = data["strategy"], parts[1]
+        target[field] = target[field] * number if how == "scale" else number
+    data["touchpoints"] = touchpoints
+    try:
+        return Scenario.model_validate(data)
+    except ValueError as exc:
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValueError(
+            f"event {event.name!r} makes {where or 'the scenario'} invalid: "
+            f"{first['msg'].removeprefix('Value error, ')}"
+        ) from None

@@ -27,8 +27,15 @@ class Experiences:
 
     good: int = 0
     bad: int = 0
+    weight: float = 0.0  # the bad experiences' summed severity
     last_bad: int = -1  # touchpoint index of the most recent bad experience
     contacted: bool = False  # called support about a problem
+
+    def hurt(self, where: int, severity: float) -> None:
+        """A bad experience at touchpoint ``where``."""
+        self.bad += 1
+        self.weight += severity
+        self.last_bad = where
 
 
 class Person(CellAgent):
@@ -109,11 +116,11 @@ class Person(CellAgent):
         """Step 1: each touchpoint of the stage is visited and felt as good, neutral or bad."""
         seen = Experiences()
         rand = self.random.random
-        for j, bad, bad_or_good in self.model.visits[self.stage]:
+        levers = self.model.levers
+        for j, bad, bad_or_good in levers.visit_draws(self.stage):
             u = rand()
             if u < bad:
-                seen.bad += 1
-                seen.last_bad = j
+                seen.hurt(j, levers.severity[j])
             elif u < bad_or_good:
                 seen.good += 1
         tally = self.model.tally
@@ -122,43 +129,51 @@ class Person(CellAgent):
         return seen
 
     def face_problem(self, seen: Experiences) -> None:
-        """Step 2: an open problem hurts until fixed; a new one may be caught first (proactive)."""
-        model, rand, tally = self.model, self.random.random, self.model.tally
-        strategy = model.spec.strategy
-        if self.problem >= 0:
+        """Step 2: a new problem may be caught first (proactive); one the customer meets is a bad
+        experience once, and stays open until it fades or support resolves it. Each contact
+        that does not resolve it is a new bad experience (the customer asked for help and did
+        not get it); living with it quietly is not."""
+        model, rand, tally, lv = self.model, self.random.random, self.model.tally, self.model.levers
+        new = self.problem < 0
+        if not new:
             if rand() < model.spec.behaviour.problem_fade:
                 self.problem = -1
                 return
-            where = self.problem
         else:
-            k = model.k
-            if rand() >= k.problem_total[self.stage]:
+            if rand() >= lv.problem_total[self.stage]:
                 return
             tally.problems_arising += 1
-            where = int(np.searchsorted(k.problem_cumulative[self.stage], rand(), side="right"))
-            if rand() < strategy.detection:
+            where = int(np.searchsorted(lv.problem_cumulative[self.stage], rand(), side="right"))
+            if rand() < lv.detection[where]:
                 tally.problems_detected += 1
-                if rand() < strategy.detection_delight:
+                if rand() < lv.detection_delight:
                     seen.good += 1
                     tally.experiences_good += 1
                 return
-        seen.bad += 1
-        seen.last_bad = where
-        tally.experiences_bad += 1
-        self.problem = where
-        if rand() < strategy.support_contact:
+            self.problem = where
+            seen.hurt(where, lv.severity[where])
+            tally.experiences_bad += 1
+        if rand() < lv.support_contact:
             seen.contacted = True
             tally.problems_contacted += 1
-            if rand() < strategy.first_contact_resolution:
+            if rand() < lv.first_contact_resolution:
                 tally.problems_resolved += 1
                 self.problem = -1
-                if rand() < strategy.recovery_delight:
+                if rand() < lv.recovery_delight:
                     seen.good += 1
                     tally.experiences_good += 1
+            elif not new:  # a failed contact about a problem met earlier
+                seen.hurt(self.problem, lv.severity[self.problem])
+                tally.experiences_bad += 1
 
     def receive_outreach(self, seen: Experiences) -> None:
-        """Step 3: a personal proactive contact is a good experience."""
-        if self.random.random() < self.model.spec.strategy.outreach:
+        """Step 3: a personal proactive contact is a good experience (aimed: only at risk)."""
+        model = self.model
+        chance = model.levers.outreach
+        if model.levers.outreach_at_risk:
+            at_risk = rules.at_risk(self.bad_count * model.memory.decay, self.satisfaction)
+            chance = model.outreach_at_risk_chance if at_risk else 0.0
+        if chance and self.random.random() < chance:
             seen.good += 1
             self.model.tally.outreach_contacts += 1
             self.model.tally.experiences_good += 1
@@ -166,10 +181,10 @@ class Person(CellAgent):
     def update_memory(self, seen: Experiences) -> float:
         """Step 4: satisfaction moves; the bad-experience count fades. Returns the faded count."""
         s = self.model.spec.behaviour.satisfaction
-        count_before = self.bad_count * self.model.k.decay
-        self.bad_count = count_before + seen.bad
+        count_before = self.bad_count * self.model.memory.decay
+        self.bad_count = count_before + seen.weight
         self.satisfaction = rules.update_satisfaction(
-            self.satisfaction, self.resting, seen.good, seen.bad, s.relaxation, s.gain, s.loss
+            self.satisfaction, self.resting, seen.good, seen.weight, s.relaxation, s.gain, s.loss
         )
         if seen.good or seen.bad or seen.contacted:  # surveyed after a memorable interaction
             self.model.tally.csat_respondents += 1
@@ -178,10 +193,13 @@ class Person(CellAgent):
 
     def consider_leaving(self, seen: Experiences, count_before: float) -> bool:
         """Step 5: walk away after bad experiences, or leave at the baseline hazard."""
-        model, k = self.model, self.model.k
+        model, memory = self.model, self.model.memory
         walk = 0.0
         if seen.bad:
-            walk = float(rules.walk_away_step(count_before, seen.bad, k.a, k.b, self.tolerance))
+            walk = float(
+                rules.walk_away_step(count_before, seen.bad, memory.intercept, memory.slope,
+                                     self.tolerance, seen.weight / seen.bad)
+            )  # fmt: skip
         hazard = float(
             rules.baseline_hazard(self.theta, self.satisfaction, self.resting, model.elasticity)
         )
@@ -237,10 +255,10 @@ class Person(CellAgent):
         )
         if self.reads_reviews:
             factor *= model.review_factor
-        ad = b.ad_conversion * factor
-        referral = (
-            rules.referral_chance(self.promoter_contacts, b.referral.rate, b.referral.conversion)
-            * factor
+        ad = rules.damped(b.ad_conversion, factor)
+        referral = rules.damped(
+            rules.referral_chance(self.promoter_contacts, b.referral.rate, b.referral.conversion),
+            factor,
         )
         u = self.random.random()
         if seen.bad:  # a bad first impression loses the sale this step
@@ -281,12 +299,11 @@ class AgentsModel(CustomerModel):
     engine = "agents"
 
     def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
-        spec, k = self.spec, self.k
+        spec = self.spec
         self.well_mixed = spec.network.kind is NetworkKind.well_mixed
         self.wom = spec.behaviour.negative_word_of_mouth
         self.elasticity = spec.behaviour.baseline_churn.satisfaction_elasticity
         self.grid = compat.network_space(network.graph(self.edges, self.n), self.random)
-        self.visits = {stage: k.visit_draws(stage) for stage in Stage}
         self.closed_spells: list[tuple] = []
         self.tally = self.new_tally()
         self.people = Person.create_agents(self, self.n, index=list(range(self.n)), traits=traits)
@@ -306,6 +323,14 @@ class AgentsModel(CustomerModel):
                 contacts * voices.count(DETRACTOR),
             )
         self.people.do("listen")
+        if self.levers.outreach_at_risk:
+            decay = self.memory.decay
+            customers = [p for p in self.people if p.is_customer]
+            at_risk = sum(bool(rules.at_risk(p.bad_count * decay, p.satisfaction))
+                          for p in customers)  # fmt: skip
+            self.outreach_at_risk_chance = rules.outreach_chance(
+                self.levers.outreach, len(customers), at_risk
+            )
         self.people.do("step")
         return self.tally
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from cxsim import network, rules
+from cxsim.levers import Schedule
 from cxsim.loading import apply_overrides, load_scenario
 from cxsim.metrics import metric_names
-from cxsim.scenario import STAGES, Scenario
+from cxsim.scenario import Scenario
 
 
 class Stage(IntEnum):
@@ -96,62 +97,21 @@ class Census:
 
 
 @dataclass(frozen=True)
-class Constants:
-    """The scenario turned into the numbers a step needs (per stage x touchpoint tables)."""
+class Memory:
+    """Fixed per-run constants of memory, walk-away and money (the levers live in Schedule)."""
 
-    bad: np.ndarray  # (4, T) chance of a bad visit = visit x bad chance after uplift
-    good: np.ndarray  # (4, T) chance of a good visit
-    problem: np.ndarray  # (4, T) chance of a problem per step after prevention
-    problem_total: np.ndarray  # (4,) chance of any problem in a step
-    problem_cumulative: np.ndarray  # (4, T) cumulative share of each touchpoint among problems
-    decay: float
-    a: float
-    b: float
+    decay: float  # share of the recent-bad-experience count left after one step
+    intercept: float  # walk-away curve: sigmoid(intercept + slope (k - 1) - tolerance)
+    slope: float
     step_discount: float
 
-    def visit_draws(self, stage: int) -> list[tuple[int, float, float]]:
-        """(touchpoint, P(bad visit), P(bad or good visit)) for each touchpoint a person in
-        ``stage`` can feel: one uniform u per visit, bad if u < the first, good if below the
-        second. Touchpoints that cannot be good or bad need no draw."""
-        return [
-            (j, float(self.bad[stage, j]), float(self.bad[stage, j] + self.good[stage, j]))
-            for j in range(self.bad.shape[1])
-            if self.bad[stage, j] + self.good[stage, j] > 0
-        ]
-
     @classmethod
-    def from_scenario(cls, spec: Scenario) -> Constants:
-        T = len(spec.touchpoints)
-        applies = np.zeros((4, T), dtype=bool)
-        visit = np.zeros((4, T))
-        good_v = np.zeros(T)
-        bad_v = np.zeros(T)
-        rate = np.zeros(T)
-        for j, tp in enumerate(spec.touchpoints):
-            for stage in tp.stages:
-                applies[STAGES.index(stage), j] = True
-            good_v[j], bad_v[j] = rules.touchpoint_chances(
-                tp.good, tp.bad, spec.strategy.quality_uplift
-            )
-            rate[j] = rules.problem_rate(tp.problem_rate, spec.strategy.prevention)
-            visit[:, j] = tp.visit_rate
-        visit = np.where(applies, visit, 0.0)
-        problem = np.where(applies, rate, 0.0)
-        problem[Stage.PROSPECT] = 0.0  # problems are a customer's; prospects only visit
-        total = 1.0 - np.prod(1.0 - problem, axis=1)
-        sums = problem.sum(axis=1, keepdims=True)
-        cumulative = np.cumsum(problem, axis=1) / np.where(sums > 0, sums, 1.0)
-        cumulative[cumulative > 1.0 - 1e-9] = 1.0  # no rounding gap above the last touchpoint
-        a, b = spec.walk_away_curve
+    def from_scenario(cls, spec: Scenario) -> Memory:
+        intercept, slope = spec.walk_away_curve
         return cls(
-            bad=visit * bad_v,
-            good=visit * good_v,
-            problem=problem,
-            problem_total=total,
-            problem_cumulative=cumulative,
             decay=rules.decay_factor(spec.behaviour.memory_half_life),
-            a=a,
-            b=b,
+            intercept=intercept,
+            slope=slope,
             step_discount=rules.step_discount_rate(
                 spec.economics.discount_rate, spec.time.steps_per_year
             ),
@@ -189,7 +149,9 @@ class CustomerModel(mesa.Model):
     ) -> None:
         super().__init__(rng=rng)
         self.spec = resolve_scenario(scenario, overrides)
-        self.k = Constants.from_scenario(self.spec)
+        self.memory = Memory.from_scenario(self.spec)
+        self.schedule = Schedule(self.spec)
+        self.levers = self.schedule.at(0)
         spec = self.spec
         self.n = spec.population.size
         self.horizon = spec.time.horizon
@@ -252,6 +214,7 @@ class CustomerModel(mesa.Model):
 
     def step(self) -> None:
         t = self.steps  # Mesa counts the step before calling this: the first step is 1
+        self.levers = self.schedule.at(t)
         tally = self._advance(t)
         self._update_reviews(tally)
         self._record(tally)
@@ -294,7 +257,7 @@ class CustomerModel(mesa.Model):
             [
                 np.bincount(cause, rules.expected_revenue(arpu, hazard, steps_left),
                             minlength=causes),
-                np.bincount(cause, rules.lifetime_value(arpu, hazard, self.k.step_discount),
+                np.bincount(cause, rules.lifetime_value(arpu, hazard, self.memory.step_discount),
                             minlength=causes),
             ]
         )  # fmt: skip
@@ -346,12 +309,12 @@ class CustomerModel(mesa.Model):
             reviews_posted=tally.reviews_posted,
             review_score=self.review_score,
         )
-        econ, costs = spec.economics, spec.strategy.costs
+        econ, lv = spec.economics, self.levers
         money = {
             "revenue": tally.revenue,
             "cost_acquisition": econ.acquisition * new,
             "cost_support": econ.support_cost * contacts,
-            "cost_programme": (costs.per_customer * customers_before + costs.fixed / scale)
+            "cost_programme": (lv.cost_per_customer * customers_before + lv.cost_fixed / scale)
             * (self.steps > 0)
             + econ.retention_cost * tally.outreach_contacts,
         }

@@ -82,8 +82,6 @@ class VectorModel(CustomerModel):
             _F
         )
         self._closed: list[tuple[np.ndarray, ...]] = []
-        k = self.k
-        self.visits = {stage: k.visit_draws(stage) for stage in Stage}
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -160,82 +158,97 @@ class VectorModel(CustomerModel):
         m = len(people)
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
+        weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
-        for j, p_bad, p_bad_or_good in self.visits[stage]:
+        lv = self.levers
+        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
             felt = chosen(self.rng, m, p_bad_or_good)
             is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
             unhappy = felt[is_bad]
             bad[unhappy] += 1
+            weight[unhappy] += lv.severity[j]
             last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
             good[felt[~is_bad]] += 1
-        return good, bad, last_bad
+        return good, bad, weight, last_bad
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
     ) -> Stayed:
-        spec, k, rng = self.spec, self.k, self.rng
-        strategy, behaviour = spec.strategy, spec.behaviour
+        spec, lv, memory, rng = self.spec, self.levers, self.memory, self.rng
+        behaviour = spec.behaviour
         parts = [
             self._experiences(people[:n_onboarding], Stage.ONBOARDING),
             self._experiences(people[n_onboarding:], Stage.ACTIVE),
         ]
-        good, bad, last_bad = (np.concatenate(x) for x in zip(*parts, strict=True))
+        good, bad, weight, last_bad = (np.concatenate(x) for x in zip(*parts, strict=True))
         m = len(people)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
 
-        # Step 2: problems. An open one may fade, else hurts again; a new one may be detected.
+        # Step 2: problems. A new one may be detected, else it is a bad experience once; an open
+        # one may fade; a support contact that does not resolve an older one is a new one.
         problem = self.problem[people]
         has_open = problem >= 0
         still_open = np.flatnonzero(has_open)
         faded = still_open[rng.random(len(still_open)) < behaviour.problem_fade]
         problem[faded] = -1
-        hurting = has_open.copy()
-        hurting[faded] = False
+        older = has_open.copy()
+        older[faded] = False
         new = np.zeros(m, bool)
         for lo, hi, g in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
-            new[lo + chosen(rng, hi - lo, k.problem_total[g])] = True
+            new[lo + chosen(rng, hi - lo, lv.problem_total[g])] = True
         new &= ~has_open
         arising = np.flatnonzero(new)
         tally.problems_arising += len(arising)
+        felt = arising[:0]
         if len(arising):
             stage_of = np.where(arising < n_onboarding, Stage.ONBOARDING, Stage.ACTIVE)
             u = rng.random(len(arising))
-            where = (u[:, None] >= k.problem_cumulative[stage_of]).sum(axis=1)
-            detected = rng.random(len(arising)) < strategy.detection
+            where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
+            detected = rng.random(len(arising)) < lv.detection[where]
             tally.problems_detected += int(detected.sum())
-            delighted = arising[detected & (rng.random(len(arising)) < strategy.detection_delight)]
+            delighted = arising[detected & (rng.random(len(arising)) < lv.detection_delight)]
             good[delighted] += 1
             tally.experiences_good += len(delighted)
             felt = arising[~detected]
             problem[felt] = where[~detected]
-            hurting[felt] = True
-        hurt = np.flatnonzero(hurting)
+        open_now = np.flatnonzero(older)
+        if len(felt):
+            open_now = np.sort(np.concatenate([open_now, felt]))
+        contacted = open_now[rng.random(len(open_now)) < lv.support_contact]
+        fixed = rng.random(len(contacted)) < lv.first_contact_resolution
+        resolved, failed = contacted[fixed], contacted[~fixed]
+        hurt = np.concatenate([felt, failed[older[failed]]])  # new problems, failed contacts
         bad[hurt] += 1
+        weight[hurt] += lv.severity[problem[hurt]]
         last_bad[hurt] = problem[hurt]
         tally.experiences_bad += len(hurt)
-        contacted = hurt[rng.random(len(hurt)) < strategy.support_contact]
-        resolved = contacted[rng.random(len(contacted)) < strategy.first_contact_resolution]
         problem[resolved] = -1
-        recovered = resolved[rng.random(len(resolved)) < strategy.recovery_delight]
+        recovered = resolved[rng.random(len(resolved)) < lv.recovery_delight]
         good[recovered] += 1
         tally.problems_contacted += len(contacted)
         tally.problems_resolved += len(resolved)
         tally.experiences_good += len(recovered)
 
-        # Step 3: proactive outreach.
-        reached = chosen(rng, m, strategy.outreach)
+        # Step 3: proactive outreach, to random customers or aimed at those at risk.
+        count_before = self.bad_count[people] * _F(memory.decay)
+        if lv.outreach_at_risk:
+            at_risk = np.flatnonzero(rules.at_risk(count_before, self.satisfaction[people]))
+            chance = rules.outreach_chance(lv.outreach, m, len(at_risk))
+            reached = at_risk[chosen(rng, len(at_risk), chance)]
+        else:
+            reached = chosen(rng, m, lv.outreach)
         good[reached] += 1
         tally.outreach_contacts += len(reached)
         tally.experiences_good += len(reached)
 
-        # Step 4: memory and satisfaction.
+        # Step 4: memory and satisfaction (bad experiences weighted by severity).
         sat = behaviour.satisfaction
-        count_before = self.bad_count[people] * _F(k.decay)
         resting = self.resting[people]
         s = rules.update_satisfaction(
-            self.satisfaction[people], resting, good, bad, sat.relaxation, sat.gain, sat.loss
-        ).astype(_F)
+            self.satisfaction[people], resting, good, bad if lv.uniform_severity else weight,
+            sat.relaxation, sat.gain, sat.loss,
+        ).astype(_F)  # fmt: skip
         surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
         surveyed[contacted] = True
         tally.csat_respondents += int(surveyed.sum())
@@ -245,9 +258,11 @@ class VectorModel(CustomerModel):
         walk = np.zeros(m, _F)
         unhappy = np.flatnonzero(bad)
         if len(unhappy):
+            mean_weight = 1.0 if lv.uniform_severity else weight[unhappy] / bad[unhappy]
             walk[unhappy] = rules.walk_away_step(
-                count_before[unhappy], bad[unhappy], k.a, k.b, self.tolerance[people[unhappy]]
-            )
+                count_before[unhappy], bad[unhappy], memory.intercept, memory.slope,
+                self.tolerance[people[unhappy]], mean_weight,
+            )  # fmt: skip
         hazard = rules.baseline_hazard(
             self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
         )
@@ -270,7 +285,7 @@ class VectorModel(CustomerModel):
 
         # Write back the customers' state.
         self.satisfaction[people] = s
-        self.bad_count[people] = count_before + bad
+        self.bad_count[people] = count_before + weight
         problem[leave] = -1
         self.problem[people] = problem
         self._churn(t, people[leave], cause[leave], tally)
@@ -314,7 +329,7 @@ class VectorModel(CustomerModel):
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
         the new customers."""
         b = self.spec.behaviour
-        good, bad, _ = self._experiences(people, Stage.PROSPECT)
+        good, bad, _, _ = self._experiences(people, Stage.PROSPECT)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
         m = len(people)

@@ -198,6 +198,9 @@ def lifetime_value(arpu, hazard, step_discount):
 def expected_revenue(arpu, hazard, steps):
     """Expected revenue (undiscounted) over the next ``steps`` steps from a customer paying
     ``arpu`` per step who leaves with chance ``hazard`` per step: sum over t < steps of
-    arpu (1 - hazard)^t."""
-    hazard = np.clip(hazard, 1e-12, 1.0)
-    return arpu * (1.0 - (1.0 - hazard) ** steps) / hazard
+    arpu (1 - hazard)^t (``steps`` at hazard 0)."""
+    hazard = np.clip(hazard, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # 1 - (1 - h)^n as -expm1(n log1p(-h)): no cancellation when h is tiny
+        share = -np.expm1(steps * np.log1p(-hazard)) / hazard
+    return arpu * np.where(hazard > 0, np.where(np.asarray(steps) > 0, share, 0.0), steps)

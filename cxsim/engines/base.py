@@ -240,6 +240,8 @@ class CustomerModel(mesa.Model):
         is not assumed to stay to the horizon, nor to face only the baseline hazard.
         """
         causes = len(self.causes)
+        if self.steps > 0:  # every step's customers are exposed, whether or not anyone left
+            self._exposure += customers_before
         if not tally.leavers:
             return np.zeros(causes, np.int64), np.zeros((2, causes))
         arpu, theta, cause = (
@@ -249,7 +251,6 @@ class CustomerModel(mesa.Model):
         cause = cause.astype(np.int64)
         counts = np.bincount(cause, minlength=causes)
         self._walked += int(counts[:-1].sum())
-        self._exposure += customers_before
         hazard = theta.astype(np.float64) + self._walked / max(self._exposure, 1)
         arpu = arpu.astype(np.float64)
         steps_left = self.horizon - self.steps + 1

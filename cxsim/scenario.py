@@ -32,6 +32,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _hash_by_value(section: BaseModel) -> int:
+    """Hash of a section holding mappings (which Python cannot hash): by its canonical JSON."""
+    import json
+
+    return hash(json.dumps(section.model_dump(mode="json"), sort_keys=True))
+
+
 def _share(default: float, text: str) -> float:
     return Field(default, ge=0.0, le=1.0, description=f"{text} (share 0-1)")
 
@@ -348,6 +355,8 @@ class Strategy(Section):
         "rise linearly to full (steps)",
     )  # fmt: skip
 
+    __hash__ = _hash_by_value
+
 
 EVENT_FIELDS = {"touchpoints": ("visit_rate", "good", "bad", "problem_rate"),
                 "strategy": ("detection", "detection_delight", "prevention", "quality_uplift",
@@ -359,9 +368,9 @@ EVENT_FIELDS = {"touchpoints": ("visit_rate", "good", "bad", "problem_rate"),
 class Event(Section):
     """A change that lasts a while: an outage wave, a season of bad deliveries, a price rise."""
 
-    name: str = Field(description="Label of the event in charts (text)")
-    start: Whole = Field(ge=1, description="First step of the event (steps)")
-    duration: Whole = Field(ge=1, description="Steps the event lasts (steps)")
+    name: str = Field("event", description="Label of the event in charts (text)")
+    start: Whole = Field(1, ge=1, description="First step of the event (steps)")
+    duration: Whole = Field(1, ge=1, description="Steps the event lasts (steps)")
     scale: dict[str, Number] = Field(
         default_factory=dict,
         description="Multipliers while it lasts, by dotted key: touchpoints.<name>.<visit_rate, "
@@ -388,6 +397,8 @@ class Event(Section):
         if not (self.scale or self.set):
             raise ValueError("an event needs scale or set (what it changes)")
         return self
+
+    __hash__ = _hash_by_value
 
 
 class Arpu(Section):

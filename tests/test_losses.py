@@ -87,19 +87,17 @@ def test_departments_and_the_total_row_equal_the_touchpoint_total(pair):
 
     # the "total" row, printed (horizon only) and on the page (with lifetime), is that sum
     cur = spec.economics.currency
-    for lifetime in (False, True):
-        for t in loss_tables(pair, lifetime=lifetime):
+    for value in ("horizon", "lifetime"):
+        for t in loss_tables(pair, (f"lost_revenue_{value}",)):
             total = t.rows[-1]
             assert total[0] == "total"
-            want = []
-            for scenario in [a, b, f"{b} recovers vs {a}"]:
-                for value in ("horizon", "lifetime")[: 1 + lifetime]:
-                    want.append(money_text(totals[scenario, f"lost_revenue_{value}"], cur,
-                                           signed="recovers" in scenario))  # fmt: skip
+            want = [money_text(totals[scenario, f"lost_revenue_{value}"], cur,
+                               signed="recovers" in scenario)
+                    for scenario in [a, b, f"{b} recovers vs {a}"]]  # fmt: skip
             assert total[1:] == want, t.title
     assert (
         show("lost_revenue_experience_horizon", totals[a, "lost_revenue_horizon"], spec)
-        in (loss_tables(pair, lifetime=False)[0].rows[-1])
+        in (loss_tables(pair, ("lost_revenue_horizon",))[0].rows[-1])
     )
 
 

@@ -368,8 +368,8 @@ def describe(result: Fit) -> str:
             # Change of each figure across the whole range of this unknown (linearised).
             change = result.jacobian[i, j] * f.tolerance
             out.append(
-                f"      {OBSERVABLE[f.name].label} moves {_signed(f.name, change)} across its "
-                "whole range"
+                f"      local slope: {OBSERVABLE[f.name].label} {_signed(f.name, change)} over "
+                "its whole range"
             )
     out += _identification(result, cov)
     if result.poor:
@@ -404,7 +404,8 @@ def _identification(result: Fit, cov: np.ndarray | None) -> list[str]:
     if rank < n:
         out += ["", f"Not identified: the {len(result.figures)} observed figure(s) determine "
                 f"only {rank} combination(s) of the {n} unknowns, so this is one of many fits "
-                "that reproduce them (the one nearest the scenario's own values)."]  # fmt: skip
+                "that reproduce them (the one the search reached from the scenario's own "
+                "values)."]  # fmt: skip
         _, _, vt = np.linalg.svd(result.jacobian)
         for direction in vt[rank:]:
             # Scale the unchanged direction so its largest move is a tenth of a range.

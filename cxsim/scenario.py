@@ -422,7 +422,7 @@ class Calibration(Section):
         gt=0,
         le=1,
         description="Share of customers and prospects simulated while fitting, to fit faster "
-        "(share 0-1]",
+        "(share 0-1)",
     )
     horizon: Whole | None = Field(
         None, ge=1, description="Steps simulated while fitting; null: time.horizon (steps)"

@@ -90,9 +90,20 @@ def _parser() -> argparse.ArgumentParser:
         "a prefix changes one scenario only: --set proactive:strategy.costs.fixed=0",
     )
 
-    cal = sub.add_parser("calibrate", help="fit the walk-away curve to a scenario's survey")
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit a scenario's unknowns to its observed figures (calibration section), and the "
+        "walk-away curve to its survey",
+    )
     cal.add_argument("scenario", metavar="SCENARIO")
     cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    cal.add_argument(
+        "--out", metavar="FILE", help="calibrated variant to write (default: SCENARIO_fitted.yaml)"
+    )
+    cal.add_argument(
+        "--replications", "-r", type=_whole(1),
+        help="runs per evaluation (default: calibration.replications)",
+    )  # fmt: skip
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
@@ -266,6 +277,58 @@ def _print_figures(experiment) -> None:
 
 def _calibrate(args: argparse.Namespace) -> int:
     spec = load_scenario(args.scenario, args.overrides)
+    if spec.calibration is not None:
+        return _fit_observed(args, spec)
+    if args.out or args.replications:
+        raise UsageError(
+            f"{args.scenario}: --out and --replications need a calibration section "
+            "(observed figures and unknowns; see docs/SCENARIO.md)"
+        )
+    return _walk_away_fit(args, spec, brief=False)
+
+
+def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
+    """Fit the calibration section's unknowns, print the fit, write the calibrated variant."""
+    from cxsim.fitting import describe, fit, set_arguments, variant_text
+
+    cal = spec.calibration
+    observed = [k for k, v in cal.observed.model_dump().items() if v is not None]
+    source = Path(args.scenario)
+    out = Path(args.out) if args.out else source.with_name(f"{source.stem}_fitted.yaml")
+    if out.resolve() == source.resolve():
+        raise UsageError(f"--out {out}: would overwrite the scenario it calibrates")
+    print(f"Fitting {', '.join(cal.unknowns)} in {args.scenario} to {', '.join(observed)}.")
+    if len(cal.unknowns) > len(observed):
+        print(
+            f"Note: {len(cal.unknowns)} unknowns and {len(observed)} observed figure(s): the "
+            "observations cannot determine every unknown (see below).",
+        )
+    sys.stdout.flush()
+
+    def heard(n: int, means: dict[str, float], worst: float) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+        print(f"fit: evaluation {n}: {shown}; worst residual {worst:.2f} tolerances",
+              file=sys.stderr)  # fmt: skip
+
+    result = fit(spec, args.replications, on_evaluation=heard)
+    print()
+    print(describe(result))
+    try:
+        out.write_text(variant_text(spec, source, out, result), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot be written ({exc.strerror})") from None
+    print(f"\nWrote the calibrated scenario to {out} (base: {source.name} and the fitted keys).")
+    print(f"Run it:  cxsim run {shlex.quote(str(out))}")
+    sets = " ".join(set_arguments(spec, result.values))
+    print(f"or:      cxsim run {shlex.quote(str(source))} {sets}")
+    if args.overrides:
+        print("Note: the --set values shaped the fit but are not in the written file.")
+    print("\nWalk-away curve (behaviour.walk_away), fitted to the survey figures:")
+    _walk_away_fit(args, spec, brief=True)
+    return 0
+
+
+def _walk_away_fit(args: argparse.Namespace, spec: Scenario, brief: bool) -> int:
     w = spec.behaviour.walk_away
     try:
         fit = fit_walk_away(
@@ -277,6 +340,13 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"with tolerance_sd {w.tolerance_sd:g}"
         ) from None
     n = w.survey.several
+    if brief:
+        print(
+            f"  a = {fit.a:.4f}, b = {fit.b:.4f}: left by 1 = {fit.left_by(1):.4f} (survey "
+            f"{w.survey.after_one}), left by {n} = {fit.left_by(n):.4f} (survey "
+            f"{w.survey.after_several})"
+        )
+        return 0
     print(
         f"Survey in {args.scenario}: {w.survey.after_one:.1%} walk away after one bad "
         f"experience, {w.survey.after_several:.1%} after {n}."

@@ -13,7 +13,16 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 STAGES = ("prospect", "onboarding", "active")
 """Journey stages at which a touchpoint can be visited (churned people visit none)."""
@@ -440,6 +449,146 @@ class Run(Section):
     replications: Whole = Field(10, ge=1, le=100_000, description="Independent runs (count)")
 
 
+class Observed(Section):
+    """Figures the company observes; the fit makes the scenario reproduce them (null: unused)."""
+
+    annual_churn: Number | None = Field(
+        None, ge=0, lt=1, description="Observed annual churn; null: not used (share/year)"
+    )
+    nps: Number | None = Field(
+        None,
+        ge=-100,
+        le=100,
+        description="Observed NPS over the last year; null: not used (points)",
+    )
+    csat: Number | None = Field(
+        None, ge=0, le=100, description="Observed CSAT over the last year; null: not used (percent)"
+    )
+    referral_share: Number | None = Field(
+        None, ge=0, le=1, description="Share of new customers who came by referral (share 0-1)"
+    )
+    customer_growth: Number | None = Field(
+        None, gt=-1, description="Annual growth of the customer base, e.g. -0.02 (share/year)"
+    )
+
+
+class Tolerances(Section):
+    """How closely each observed figure is known: residuals are divided by these, so figures
+    in different units can be fitted together, and a residual beyond 1 tolerance is a poor fit."""
+
+    annual_churn: Number = Field(0.01, gt=0, description="Tolerance of annual churn (share/year)")
+    nps: Number = Field(3.0, gt=0, description="Tolerance of NPS (points)")
+    csat: Number = Field(2.0, gt=0, description="Tolerance of CSAT (percent)")
+    referral_share: Number = Field(
+        0.03, gt=0, description="Tolerance of the referral share of new customers (share 0-1)"
+    )
+    customer_growth: Number = Field(
+        0.02, gt=0, description="Tolerance of annual customer growth (share/year)"
+    )
+
+
+def _bounds(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if not low < high:
+        raise ValueError(f"expected [low, high] with low < high, found [{low:g}, {high:g}]")
+    return value
+
+
+Bounds = Annotated[tuple[Number, Number], AfterValidator(_bounds)]
+
+
+class Calibration(Section):
+    """What `cxsim calibrate` fits: observed figures, unknown parameters and their bounds.
+
+    `cxsim run` ignores this section; the fit and its checks live in :mod:`cxsim.fitting`.
+    """
+
+    observed: Observed = Field(default_factory=Observed)
+    tolerance: Tolerances = Field(default_factory=Tolerances)
+    unknowns: dict[str, Bounds] = Field(
+        default_factory=dict,
+        description="Dotted scenario keys to fit, each with [low, high] bounds in the field's "
+        "own unit, e.g. behaviour.problem_fade: [0.05, 0.6] (mapping)",
+    )
+    replications: Whole = Field(
+        4, ge=1, le=1000, description="Runs per evaluation, the same seeds for all (count)"
+    )
+    engine: Literal["vector", "agents"] = Field("vector", description="Engine of the fit (name)")
+    population_scale: Number = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of customers and prospects simulated while fitting, to fit faster "
+        "(share 0-1)",
+    )
+    horizon: Whole | None = Field(
+        None, ge=1, description="Steps simulated while fitting; null: time.horizon (steps)"
+    )
+    max_evaluations: Whole = Field(
+        60, ge=2, le=10_000, description="Most evaluations the fit may use (count)"
+    )
+
+    @model_validator(mode="after")
+    def _something_to_fit(self) -> Calibration:
+        if not self.unknowns:
+            raise ValueError("unknowns: name at least one parameter to fit, with [low, high]")
+        if not any(v is not None for v in self.observed.model_dump().values()):
+            raise ValueError(
+                "observed: give at least one figure (annual_churn, nps, csat, referral_share, "
+                "customer_growth)"
+            )
+        for key, bounds in self.unknowns.items():
+            problem = _unknown_key_problem(key, bounds)
+            if problem:
+                raise ValueError(f"unknowns: {key!r}: {problem}")
+        return self
+
+
+def _unknown_key_problem(key: str, bounds: tuple[float, float]) -> str | None:
+    """Why a dotted key does not name one number field of a scenario, or its bounds are not
+    values that field accepts (None if all is well).
+
+    Touchpoints are named by index or name; whether that touchpoint exists is checked
+    against the scenario itself in :func:`Scenario._calibration_targets`.
+    """
+    import difflib
+
+    model: type[BaseModel] = Scenario
+    parts = key.split(".")
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if part == "calibration" or part == "run":
+            return "the calibration and run sections cannot be fitted"
+        field = model.model_fields.get(part)
+        if field is None:
+            close = difflib.get_close_matches(part, list(model.model_fields), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"no field {part!r} here{hint}"
+        if part == "touchpoints" and model is Scenario:
+            if len(parts) - i != 3:
+                return "expected touchpoints.<name or index>.<field>"
+            model, i = Touchpoint, i + 2
+            continue
+        inner = field.annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model, i = inner, i + 1
+            continue
+        if i != len(parts) - 1:
+            return f"{part!r} is a value, not a section"
+        if field.annotation not in (float, Number | None):
+            return f"{part!r} is not a number field"
+        accepts = TypeAdapter(Annotated[float, *field.metadata])
+        for bound in bounds:
+            try:
+                accepts.validate_python(bound)
+            except ValidationError as exc:
+                need = exc.errors()[0]["msg"].removeprefix("Input should be ")
+                return f"expected bounds that the field accepts ({need}), found {bound:g}"
+        return None
+    return "names a section, not a number field"
+
+
 class Scenario(Section):
     """A complete market, company and strategy: the input of one simulation."""
 
@@ -462,6 +611,9 @@ class Scenario(Section):
         description="Changes that last a while, in any order (list of events[] below)",
     )  # fmt: skip
     run: Run = Field(default_factory=Run)
+    calibration: Calibration | None = Field(
+        None, description="Observed figures and unknowns for `cxsim calibrate`; runs ignore it"
+    )
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, allow_inf_nan=False, ignored_types=(cached_property,)
@@ -482,6 +634,24 @@ class Scenario(Section):
             )
         for event in self.events:
             event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+        return self
+
+    @model_validator(mode="after")
+    def _calibration_targets(self) -> Scenario:
+        """Unknowns that name a touchpoint must name one of this scenario's."""
+        for key in self.calibration.unknowns if self.calibration else ():
+            parts = key.split(".")
+            if parts[0] != "touchpoints":
+                continue
+            item = parts[1]
+            known = item in self.touchpoint_names or (
+                item.isdigit() and int(item) < len(self.touchpoints)
+            )
+            if not known:
+                raise ValueError(
+                    f"calibration.unknowns: {key!r}: no touchpoint {item!r}; expected an index "
+                    f"or one of: {', '.join(self.touchpoint_names)}"
+                )
         return self
 
     @property

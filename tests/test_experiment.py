@@ -28,7 +28,7 @@ def test_mean_ci_is_a_student_t_interval():
 @pytest.fixture(scope="module")
 def experiment():
     specs = [small(p, time__horizon=60, population__customers=300, population__prospects=900)
-             for p in SHIPPED]  # fmt: skip
+             for p in SHIPPED if p.stem in ("reactive", "proactive")]  # fmt: skip
     order = sorted(specs, key=lambda s: s.name != "reactive")  # reactive first: the baseline
     return run_experiment(order, replications=4, seed=3, workers=1, progress=False)
 

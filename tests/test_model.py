@@ -222,7 +222,7 @@ def test_proactive_beats_reactive_on_churn_and_nps_from_the_mechanisms():
 
     seeds = replication_seeds(3, 6)
     figures = {}
-    for path in SHIPPED:
+    for path in [p for p in SHIPPED if p.stem in ("reactive", "proactive")]:
         spec = small(
             path, time__horizon=104, population__customers=1000, population__prospects=4000
         )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cxsim.engines.agents import Person
+from cxsim.engines.agents import AgentsModel, Person
 from cxsim.experiment import replication_seeds, run_once
 
 from .conftest import ALL_MECHANISMS, SHIPPED, small
@@ -66,16 +66,33 @@ def test_engines_agree_in_distribution(path):
     assert not rejected, f"engines disagree on {rejected}"
 
 
-@pytest.mark.slow
-def test_the_comparison_notices_a_rule_broken_in_one_engine(monkeypatch):
-    """Agents that ignore negative word of mouth are a different model, and it shows."""
+def _deaf(monkeypatch):
+    """Agents that ignore negative word of mouth."""
+    original = Person.listen
 
     def listen_without_warnings(self):
         original(self)
         self.detractor_contacts = 0
 
-    original = Person.listen
     monkeypatch.setattr(Person, "listen", listen_without_warnings)
+
+
+def _timeless(monkeypatch):
+    """Agents that never see events or the strategy's ramp: the levers of step 0 always."""
+    original = AgentsModel._advance
+
+    def advance_at_step_zero(self, t):
+        self.levers = self.schedule.at(0)
+        return original(self, t)
+
+    monkeypatch.setattr(AgentsModel, "_advance", advance_at_step_zero)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("breaking", [_deaf, _timeless], ids=["deaf", "timeless"])
+def test_the_comparison_notices_a_rule_broken_in_one_engine(monkeypatch, breaking):
+    """A rule broken in the agents engine only makes a different model, and it shows."""
+    breaking(monkeypatch)
     spec = small(
         ALL_MECHANISMS, population__customers=150, population__prospects=450, time__horizon=52
     )

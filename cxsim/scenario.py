@@ -393,10 +393,9 @@ class Event(Section):
     @model_validator(mode="after")
     def _keys(self) -> Event:
         for key in (*self.scale, *self.set):
-            parts = key.split(".")
-            ok = (parts[0] == "touchpoints" and len(parts) == 3
-                  and parts[2] in EVENT_FIELDS["touchpoints"]) or (
-                parts[0] == "strategy" and len(parts) == 2 and parts[1] in EVENT_FIELDS["strategy"])  # fmt: skip
+            section, *rest = key.split(".")
+            fields = EVENT_FIELDS.get(section, ())
+            ok = len(rest) == (2 if section == "touchpoints" else 1) and rest[-1] in fields
             if not ok:
                 raise ValueError(
                     f"cannot change {key!r}; expected touchpoints.<name>.<"
@@ -626,8 +625,9 @@ class Scenario(Section):
         if dupes:
             raise ValueError(f"touchpoint names must be unique, repeated: {', '.join(dupes)}")
         unknown = [t for t in self.strategy.touchpoints if t not in names]
-        unknown += [key.split(".")[1] for e in self.events for key in (*e.scale, *e.set)
-                    if key.startswith("touchpoints.") and key.split(".")[1] not in names]  # fmt: skip
+        changed = [key.split(".")[1] for e in self.events for key in (*e.scale, *e.set)
+                   if key.startswith("touchpoints.")]  # fmt: skip
+        unknown += [t for t in changed if t not in names]
         if unknown:
             raise ValueError(
                 f"no touchpoint named {unknown[0]!r}; the touchpoints are {', '.join(names)}"

@@ -49,7 +49,11 @@ Not step-dependent (never converted): per-visit and per-experience shares (``goo
 ``prevention``, ``quality_uplift``, ``first_contact_resolution``, ``recovery_delight``,
 ``referral.conversion``, ``negative_word_of_mouth.impact``, ``read_share``), the walk-away
 curve (per bad experience), money per action (``retention_cost``, ``support_cost``,
-acquisition), ``discount_rate`` (already per year), people and network figures.
+acquisition), ``discount_rate`` (already per year), people and network figures, and
+``negative_word_of_mouth.rate``: a warning only scales the prospect's conversion chance in the
+step it is heard, by (1 - rate x impact) per detractor contact, so it acts as the share of
+time a prospect is under a warning, which does not depend on the step (converting it as a
+chance would damp a whole month's conversion for one week's warning).
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import cache
 from enum import Enum
+from functools import cache
 from typing import Any
 
 STEPS_PER_YEAR: dict[str, float] = {"day": 365, "week": 52, "month": 12, "quarter": 4, "year": 1}
@@ -95,7 +99,6 @@ FIELDS: dict[tuple[str, ...], Kind] = {
     ("behaviour", "problem_fade"): Kind.CHANCE,
     ("behaviour", "ad_conversion"): Kind.CHANCE,
     ("behaviour", "referral", "rate"): Kind.CHANCE,
-    ("behaviour", "negative_word_of_mouth", "rate"): Kind.CHANCE,
     ("behaviour", "reviews", "post_rate"): Kind.CHANCE,
     ("behaviour", "win_back", "rate"): Kind.CHANCE,
     ("strategy", "outreach"): Kind.CHANCE,
@@ -125,9 +128,7 @@ class UnitError(ValueError):
 
 _NUMBER = r"[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _DURATION = re.compile(rf"^\s*({_NUMBER})\s*([a-z]+)\s*$", re.IGNORECASE)
-_RATE = re.compile(
-    rf"^\s*({_NUMBER})\s*(%?)\s*(?:per|/|a|an|each)\s*([a-z]+)\s*$", re.IGNORECASE
-)
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*(%?)\s*(?:per|/|a|an|each)\s*([a-z]+)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,7 @@ def unit_of(value: Any, path: tuple[str | int, ...]) -> str:
     """A ``time.step`` value checked against the known units."""
     if isinstance(value, str) and value.strip().lower() in _PLURAL:
         return _PLURAL[value.strip().lower()]
-    raise UnitError(
-        path, f"expected a unit of time: {', '.join(STEPS_PER_YEAR)}, found {value!r}"
-    )
+    raise UnitError(path, f"expected a unit of time: {', '.join(STEPS_PER_YEAR)}, found {value!r}")
 
 
 def parse(text: str, kind: Kind, path: tuple[str | int, ...]) -> Quantity:
@@ -370,7 +369,8 @@ def _resolve_baseline(data: dict, per_step: float, source: Any) -> None:
 
 
 def _resolve_touchpoints(data: dict, per_step: float, read: Any) -> None:
-    if "touchpoints" not in data:
+    defaulted = "touchpoints" not in data  # the default list is per week, like every default
+    if defaulted:
         data["touchpoints"] = [t.model_dump(mode="json") for t in _defaults().touchpoints]
     items = data["touchpoints"]
     if not isinstance(items, list):
@@ -380,18 +380,19 @@ def _resolve_touchpoints(data: dict, per_step: float, read: Any) -> None:
         if not isinstance(item, dict):
             continue
         path = ("touchpoints", i)
-        value, k, ok = read(item, "problem_rate", (*path, "problem_rate"), Kind.CHANCE,
-                            fields["problem_rate"].default)  # fmt: skip
+        given = {} if defaulted else item
+        value, k, ok = read(given, "problem_rate", (*path, "problem_rate"), Kind.CHANCE,
+                            item.get("problem_rate", fields["problem_rate"].default))  # fmt: skip
         if ok:
             item["problem_rate"] = convert(value, Kind.CHANCE, k)
-        elif "problem_rate" in item:
+        elif "problem_rate" in given:
             item["problem_rate"] = value
-        visit, k, ok = read(item, "visit_rate", (*path, "visit_rate"), Kind.CHANCE,
-                            fields["visit_rate"].default)  # fmt: skip
+        visit, k, ok = read(given, "visit_rate", (*path, "visit_rate"), Kind.CHANCE,
+                            item.get("visit_rate", fields["visit_rate"].default))  # fmt: skip
         good = item.get("good", fields["good"].default)
         bad = item.get("bad", fields["bad"].default)
         if ok and all(_in_range(x, Kind.CHANCE) for x in (good, bad)):
             visit, item["good"], item["bad"] = convert_touchpoint(visit, good, bad, k)
             item["visit_rate"] = visit
-        elif "visit_rate" in item:
+        elif "visit_rate" in given:
             item["visit_rate"] = visit

@@ -19,7 +19,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cxsim import network, rules
+from cxsim import guards, network, rules
 from cxsim.loading import apply_overrides, load_scenario
 from cxsim.metrics import metric_names
 from cxsim.scenario import STAGES, Scenario
@@ -189,6 +189,7 @@ class CustomerModel(mesa.Model):
     ) -> None:
         super().__init__(rng=rng)
         self.spec = resolve_scenario(scenario, overrides)
+        guards.check(self.spec, self.spec.name, self.engine)  # refuse before allocating
         self.k = Constants.from_scenario(self.spec)
         spec = self.spec
         self.n = spec.population.size

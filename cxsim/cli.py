@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cxsim import guards
 from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
 from cxsim.engines import ENGINES
 from cxsim.loading import (
@@ -226,6 +227,8 @@ def _plan(args: argparse.Namespace):
     specs = [
         apply_overrides(s, {"run.seed": seed, "run.replications": replications}) for s in specs
     ]
+    for path, spec in zip(args.scenarios, specs, strict=True):
+        guards.check(spec, path, args.engine or "vector", replications * len(specs))
     return Plan(list(args.scenarios), specs, args.engine or "vector", replications, seed,
                 _precision(args, replications))  # fmt: skip
 
@@ -379,6 +382,8 @@ def _walk_away_fit(args: argparse.Namespace, spec: Scenario, brief: bool) -> int
 
 def _validate(args: argparse.Namespace) -> int:
     specs = load_scenarios(args.scenarios, args.overrides)
+    for path, spec in zip(args.scenarios, specs, strict=True):
+        guards.check(spec, path, runs=spec.run.replications)  # before any is reported ok
     for i, (path, spec) in enumerate(zip(args.scenarios, specs, strict=True)):
         if args.resolved:
             # Only YAML on stdout (documents split by ---), so the output loads again.

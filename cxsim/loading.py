@@ -14,6 +14,7 @@ base file. ``--set`` overrides apply last, to the merged scenario.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import reprlib
@@ -26,6 +27,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from cxsim import units
 from cxsim.scenario import Scenario
 
 
@@ -102,11 +104,15 @@ def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenari
         return scenario
     data = scenario.model_dump(mode="json")
     lines: Lines = {}
+    before = copy.deepcopy(data.get("time"))
+    overridden: set[Path_] = set()
     for key, value in _parse_overrides(overrides):
         if isinstance(value, np.generic):  # NumPy scalars from sweeps become plain numbers
             value = value.item()
         _apply_override(data, key, value, "<overrides>")
+        overridden.add(_split(key, data))
         _mark_override(lines, _split(key, data))
+    _convert_units(data, lines, "<overrides>", before, overridden)
     return validate(data, "<overrides>", lines)
 
 
@@ -122,11 +128,31 @@ def scenario_yaml(scenario: Scenario) -> str:
 def _finish(
     data: dict, lines: Lines, filename: str, overrides: Mapping[str, Any] | Iterable[str]
 ) -> Scenario:
-    """Apply overrides to resolved data (blaming them on --set) and validate."""
-    for key, value in _parse_overrides(overrides):
+    """Apply overrides to resolved data (blaming them on --set), convert units, validate."""
+    pairs = _parse_overrides(overrides)
+    before = copy.deepcopy(data.get("time")) if pairs else None
+    overridden: set[Path_] = set()
+    for key, value in pairs:
         _apply_override(data, key, value, filename)
+        overridden.add(_split(key, data))
         _mark_override(lines, _split(key, data))
+    _convert_units(data, lines, filename, before, overridden)
     return validate(data, filename, lines)
+
+
+def _convert_units(
+    data: dict, lines: Lines, filename: str, before: Any, overridden: set[Path_]
+) -> None:
+    """Every step-dependent value restated per step of the scenario (see :mod:`cxsim.units`):
+    unit strings parsed, defaults converted from per week, and, when ``--set`` changes the
+    step, the files' values converted from the step they were written in."""
+    try:
+        steps = units.steps_of(data, before, overridden)
+        if steps is not None:
+            units.resolve(data, steps, overridden)
+    except units.UnitError as exc:
+        where = _where(filename, lines, exc.path)
+        raise ScenarioError(f"{where}: {_dotted(exc.path)}: {exc}") from None
 
 
 def _mark_override(lines: Lines, path: Path_) -> None:

@@ -53,11 +53,40 @@ def _share(default: float, text: str) -> float:
 
 
 class Time(Section):
-    step: str = Field("week", description="Label of one simulation step (text)")
+    step: Literal["day", "week", "month", "quarter", "year"] = Field(
+        "week",
+        description="Length of one step: day, week, month, quarter or year; defaults below are "
+        "per week and are converted, and a value may say its unit, e.g. '3 months' (unit)",
+    )
     steps_per_year: Number = Field(
-        52.0, gt=0, description="Steps in one year, for annual rates (steps/year)"
+        52.0,
+        gt=0,
+        description="Steps in one year: follows from step (365, 52, 12, 4, 1); if given it "
+        "must agree (steps/year)",
     )
     horizon: Whole = Field(156, ge=1, le=100_000, description="Steps simulated (steps)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_year_from_step(cls, data: object) -> object:
+        from cxsim.units import STEPS_PER_YEAR
+
+        if isinstance(data, dict) and "steps_per_year" not in data:
+            step = data.get("step")
+            if isinstance(step, str) and step in STEPS_PER_YEAR:
+                return {**data, "steps_per_year": STEPS_PER_YEAR[step]}
+        return data
+
+    @model_validator(mode="after")
+    def _agree(self) -> Time:
+        from cxsim.units import STEPS_PER_YEAR
+
+        if self.steps_per_year != STEPS_PER_YEAR[self.step]:
+            raise ValueError(
+                f"steps_per_year must be {STEPS_PER_YEAR[self.step]:g} for step "
+                f"'{self.step}', found {self.steps_per_year:g}"
+            )
+        return self
 
 
 class Population(Section):

@@ -92,8 +92,11 @@ def test_a_strategy_starts_late_and_ramps_up(engine):
 
 def test_aimed_outreach_reaches_only_customers_at_risk(engine):
     calm = quiet(small(time__horizon=10, population__customers=300))
-    calm = apply_overrides(calm, {"behaviour.satisfaction.mean": 0.9,
-                                  "behaviour.satisfaction.sd": 0.0, "strategy.outreach": 0.1})  # fmt: skip
+    calm = apply_overrides(
+        calm,
+        {"behaviour.satisfaction.mean": 0.9, "behaviour.satisfaction.sd": 0.0,
+         "strategy.outreach": 0.1},
+    )  # fmt: skip
     aimed = apply_overrides(calm, {"strategy.outreach_target": "at_risk"})
     assert _run(calm, engine).metrics_frame()["outreach_contacts"].sum() > 0
     assert _run(aimed, engine).metrics_frame()["outreach_contacts"].sum() == 0  # nobody at risk

@@ -19,7 +19,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cxsim import network, rules
+from cxsim import guards, network, rules
 from cxsim.levers import Schedule
 from cxsim.loading import apply_overrides, load_scenario
 from cxsim.metrics import metric_names
@@ -149,6 +149,7 @@ class CustomerModel(mesa.Model):
     ) -> None:
         super().__init__(rng=rng)
         self.spec = resolve_scenario(scenario, overrides)
+        guards.check(self.spec, self.spec.name, self.engine)  # refuse before allocating
         self.memory = Memory.from_scenario(self.spec)
         self.schedule = Schedule(self.spec)
         self.levers = self.schedule.at(0)

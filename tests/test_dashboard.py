@@ -69,10 +69,56 @@ def test_every_lever_is_a_keyword_and_sets_its_field():
     assert names == {lever.name for lever in LEVERS}
     for lever in LEVERS:
         value = lever.low + lever.step  # a value no shipped scenario uses
+        if lever.name == "survey_after_several":  # must stay above after_one (0.17)
+            value = lever.high - lever.step
         model = Comparison(paths=PATHS, **{lever.name: value})
         assert lever_value(model.specs[1], lever) == pytest.approx(value)
         base = lever_value(load_scenario(REACTIVE), lever)
         assert lever_value(model.specs[0], lever) == pytest.approx(value if lever.market else base)
+
+
+def test_new_levers_reach_the_right_scenario():
+    model = Comparison(
+        paths=PATHS, support_contact=0.9, first_contact_resolution=0.95, population=800,
+        referral_conversion=0.4, survey_after_one=0.3, survey_after_several=0.8,
+    )  # fmt: skip
+    reactive, proactive = model.specs
+    # Strategy levers: the second scenario only.
+    assert (reactive.strategy.support_contact, proactive.strategy.support_contact) == (0.4, 0.9)
+    assert reactive.strategy.first_contact_resolution == 0.7
+    assert proactive.strategy.first_contact_resolution == 0.95
+    # Market parameters: both, and the market size keeps the files' 1:3 customers to prospects.
+    for spec in model.specs:
+        assert (spec.population.customers, spec.population.prospects) == (200, 600)
+        assert spec.behaviour.referral.conversion == 0.4
+        survey = spec.behaviour.walk_away.survey
+        assert (survey.after_one, survey.after_several) == (0.3, 0.8)
+    assert [m.n for m in model.models] == [800, 800]
+    assert model.problems == []
+
+
+def test_survey_figures_out_of_order_give_a_message_not_a_crash():
+    model = Comparison(paths=PATHS, survey_after_one=0.6, survey_after_several=0.5, arpu=20)
+    survey = model.specs[0].behaviour.walk_away.survey
+    assert (survey.after_one, survey.after_several) == (0.17, 0.59)  # the files' figures
+    assert model.specs[1].economics.arpu.mean == 20  # the other settings still apply
+    assert len(model.problems) == 1
+    assert "after_several must be larger than after_one" in model.problems[0]
+    assert "Market: walk-away, 1 bad" in model.problems[0]
+    model.step()  # and the models run
+
+
+def test_slider_labels_show_their_values():
+    solara = pytest.importorskip("solara")
+    from cxsim.dashboard.app import PageComparison, model_params
+
+    model = PageComparison(paths=PATHS, detection=solara.Reactive(0.65), population=1000)
+    assert model.specs[1].strategy.detection == 0.65
+    values = {lever.name: solara.Reactive(lever_value(model.specs[1], lever)) for lever in LEVERS}
+    params = model_params(model, values)
+    assert params["detection"]["label"].endswith(": 0.65")
+    assert params["population"]["label"] == "Market: people: 1,000"
+    assert params["population"]["type"] == "SliderInt"
 
 
 def test_slider_fractions_are_rounded():
@@ -160,14 +206,22 @@ def test_replications_give_means_and_intervals():
 
 
 def test_images_draw_for_the_current_step():
-    from cxsim.dashboard.plots import lines_figure, network_figure
+    from cxsim.dashboard.plots import Charts, NetworkView
 
     model = Comparison(paths=PATHS)
     model.step()
-    lines = lines_figure(model)
-    assert [len(ax.get_lines()) for ax in lines.axes] == [2, 2, 2, 2]
-    assert "EUR" in lines.axes[2].get_title()
-    assert len(network_figure(model).axes) == 2
+    charts = Charts(model)
+    first = charts.png()
+    assert first.startswith(b"\x89PNG")
+    assert [len(ax.get_lines()) for ax in charts.figure.axes] == [2, 4, 6, 2, 0, 2, 2]
+    titles = [ax.get_title() for ax in charts.figure.axes]
+    assert "Revenue per week (EUR)" in titles and "Cumulative profit (EUR)" in titles
+    assert any("CSAT" in t for t in titles) and any("by cause" in t for t in titles)
+    model.step()
+    assert charts.png() != first
+    network = NetworkView(model)
+    image = network.png()
+    assert network.png() is image  # nothing changed: the image is not drawn again
 
 
 def test_cli_rejects_a_bad_scenario_with_one_line(tmp_path):
@@ -233,9 +287,11 @@ def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
         assert all(w > 300 and h > 200 for w, h in visible_size(page, "img"))
 
         # Move the detection slider with the keyboard and rebuild the models with it.
-        thumb = page.locator(".v-input", has_text="Problems found and fixed first")
+        thumb = page.locator(".v-input", has_text="Detection (share)")
         thumb.locator("[role=slider]").first.focus()
         page.keyboard.press("ArrowRight")  # one slider step: 0.5 -> 0.55
+        # The label shows the slider's value.
+        page.locator(".v-input", has_text="Detection (share): 0.55").wait_for(timeout=30_000)
         page.get_by_role("button", name="Reset").click()
 
         before_images, before_text = _images(page), _headline(page)
@@ -250,6 +306,8 @@ def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
             timeout=30_000,
         )
         assert _headline(page) != before_text
+        assert page.title().startswith("cxsim what-if")
+        assert not page.get_by_text("Page 0").is_visible()  # no lone tab
 
         # The slider reached the model: the saved variant carries the new detection share.
         target = tmp_path / "variant.yaml"

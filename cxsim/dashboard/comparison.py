@@ -42,50 +42,68 @@ class Lever:
     high: float
     step: float
     market: bool = False  # market parameters apply to both scenarios, strategy levers to the second
+    whole: bool = False  # a count: an integer slider
+
+    def read(self, spec: Scenario) -> float:
+        """The value ``spec`` gives the field this lever sets."""
+        return float(_get(spec.model_dump(mode="json"), self.key))
+
+    def overrides(self, value: float, spec: Scenario) -> dict[str, Any]:
+        """Dotted-key overrides that set this lever to ``value`` in ``spec``."""
+        return {self.key: int(round(value)) if self.whole else value}
+
+    def show(self, value: float) -> str:
+        """The value as the slider's label shows it."""
+        return f"{value:,.0f}" if self.whole or abs(value) >= 100 else f"{value:g}"
 
 
-LEVERS = (
-    Lever("detection", "strategy.detection", "Problems found and fixed first (share)", 0, 1, 0.05),
-    Lever("prevention", "strategy.prevention", "Problems removed at the root (share)", 0, 1, 0.05),
+@dataclass(frozen=True)
+class PopulationLever(Lever):
+    """Market size: the people simulated, split between customers and prospects in the ratio
+    the scenario files have, so moving it changes the size of the market and not its shape."""
+
+    def read(self, spec: Scenario) -> float:
+        return float(spec.population.customers + spec.population.prospects)
+
+    def overrides(self, value: float, spec: Scenario) -> dict[str, Any]:
+        total = max(int(round(value)), 2)
+        share = spec.population.customers / (spec.population.customers + spec.population.prospects)
+        customers = min(max(int(round(total * share)), 1), total - 1)
+        return {"population.customers": customers, "population.prospects": total - customers}
+
+
+SURVEY = "behaviour.walk_away.survey"
+LEVERS: tuple[Lever, ...] = (
+    # Strategy levers: the second scenario only.
+    Lever("detection", "strategy.detection", "Detection (share)", 0, 1, 0.05),
+    Lever("prevention", "strategy.prevention", "Prevention (share)", 0, 1, 0.05),
     Lever("quality_uplift", "strategy.quality_uplift", "Quality uplift (share)", 0, 1, 0.05),
-    Lever("outreach", "strategy.outreach", "Check-ins per step (share)", 0, 0.1, 0.005),
-    Lever(
-        "cost_per_customer",
-        "strategy.costs.per_customer",
-        "Programme cost per customer",
-        0,
-        2,
-        0.05,
-    ),  # fmt: skip
-    Lever("cost_fixed", "strategy.costs.fixed", "Programme fixed cost per step", 0, 10_000, 250),
-    Lever(
-        "arpu",
-        "economics.arpu.mean",
-        "Market: revenue per customer per step",
-        1,
-        50,
-        1,
-        market=True,
-    ),  # fmt: skip
-    Lever(
-        "read_share",
-        "behaviour.reviews.read_share",
-        "Market: prospects reading reviews",
-        0,
-        1,
-        0.05,
-        market=True,
-    ),  # fmt: skip
-    Lever(
-        "ad_conversion",
-        "behaviour.ad_conversion",
-        "Market: ad conversion per visit",
-        0,
-        0.01,
-        0.0005,
-        market=True,
-    ),  # fmt: skip
-)
+    Lever("outreach", "strategy.outreach", "Check-ins per step", 0, 0.1, 0.005),
+    Lever("support_contact", "strategy.support_contact",
+          "Support contact rate", 0, 1, 0.05),
+    Lever("first_contact_resolution", "strategy.first_contact_resolution",
+          "First-contact resolution", 0, 1, 0.05),
+    Lever("cost_per_customer", "strategy.costs.per_customer", "Cost per customer",
+          0, 2, 0.05),
+    Lever("cost_fixed", "strategy.costs.fixed", "Fixed cost per step", 0, 10_000, 250),
+    # Market parameters: both scenarios, so the strategies still share one market.
+    PopulationLever("population", "population", "Market: people", 200, 30_000, 200,
+                    market=True, whole=True),
+    Lever("arpu", "economics.arpu.mean", "Market: revenue/customer", 1, 50, 1,
+          market=True),
+    Lever("read_share", "behaviour.reviews.read_share", "Market: review readers",
+          0, 1, 0.05, market=True),
+    Lever("ad_conversion", "behaviour.ad_conversion", "Market: ad conversion",
+          0, 0.01, 0.0005, market=True),
+    Lever("referral_conversion", "behaviour.referral.conversion",
+          "Market: referral conv.", 0, 1, 0.05, market=True),
+    Lever("survey_after_one", f"{SURVEY}.after_one",
+          "Market: walk-away, 1 bad", 0.01, 0.95, 0.01,
+          market=True),
+    Lever("survey_after_several", f"{SURVEY}.after_several",
+          "Market: walk-away, several", 0.02, 0.99, 0.01,
+          market=True),
+)  # fmt: skip
 
 
 def _get(data: Mapping, key: str) -> Any:
@@ -97,7 +115,15 @@ def _get(data: Mapping, key: str) -> Any:
 
 def lever_value(spec: Scenario, lever: Lever) -> float:
     """The value a scenario gives the field a lever sets."""
-    return float(_get(spec.model_dump(mode="json"), lever.key))
+    return lever.read(spec)
+
+
+def _message(exc: ScenarioError) -> str:
+    """The loader's message without the ``<overrides> (from --set):`` prefix it adds."""
+    message = str(exc)
+    if message.startswith("<overrides>"):
+        message = message.split(": ", 1)[1]
+    return message
 
 
 def parse_seed(text: Any, spec: Scenario) -> int:
@@ -113,10 +139,7 @@ def parse_seed(text: Any, spec: Scenario) -> int:
     try:
         return apply_overrides(spec, {"run.seed": value}).run.seed
     except ScenarioError as exc:
-        message = str(exc)
-        if message.startswith("<overrides>"):
-            message = message.split(": ", 1)[1]
-        raise ScenarioError(message) from None
+        raise ScenarioError(_message(exc)) from None
 
 
 def check_pair(specs: Sequence[Scenario], paths: Sequence[str | Path]) -> None:
@@ -196,7 +219,9 @@ class Comparison(mesa.Model):
     """Two strategies on one market and one seed; ``step()`` steps both.
 
     Every lever keyword left as None keeps the scenario's value. The keyword names are those
-    of :data:`LEVERS` (Mesa's SolaraViz passes its controls by name).
+    of :data:`LEVERS` (Mesa's SolaraViz passes its controls by name). Settings the scenario
+    loader rejects (a mistyped seed, survey figures out of order) do not stop the page: the
+    files' values are kept and :attr:`problems` says what was not used and why.
     """
 
     def __init__(
@@ -208,21 +233,31 @@ class Comparison(mesa.Model):
         prevention: float | None = None,
         quality_uplift: float | None = None,
         outreach: float | None = None,
+        support_contact: float | None = None,
+        first_contact_resolution: float | None = None,
         cost_per_customer: float | None = None,
         cost_fixed: float | None = None,
+        population: float | None = None,
         arpu: float | None = None,
         read_share: float | None = None,
         ad_conversion: float | None = None,
+        referral_conversion: float | None = None,
+        survey_after_one: float | None = None,
+        survey_after_several: float | None = None,
     ) -> None:
         given = {
             "detection": detection, "prevention": prevention, "quality_uplift": quality_uplift,
-            "outreach": outreach, "cost_per_customer": cost_per_customer,
-            "cost_fixed": cost_fixed, "arpu": arpu, "read_share": read_share,
-            "ad_conversion": ad_conversion,
+            "outreach": outreach, "support_contact": support_contact,
+            "first_contact_resolution": first_contact_resolution,
+            "cost_per_customer": cost_per_customer, "cost_fixed": cost_fixed,
+            "population": population, "arpu": arpu, "read_share": read_share,
+            "ad_conversion": ad_conversion, "referral_conversion": referral_conversion,
+            "survey_after_one": survey_after_one, "survey_after_several": survey_after_several,
         }  # fmt: skip
         self.paths = tuple(str(p) for p in paths)
         self.base = [load_scenario(p) for p in self.paths]
         check_pair(self.base, self.paths)
+        self.problems: list[str] = []
         # A mistyped seed keeps the scenario's seed and says why, instead of breaking the page.
         self.seed_error: str | None = None
         self.seed = self.base[0].run.seed
@@ -231,22 +266,60 @@ class Comparison(mesa.Model):
                 self.seed = parse_seed(seed, self.base[0])
             except ScenarioError as exc:
                 self.seed_error = str(exc)
-        market: dict[str, Any] = {"run.seed": self.seed}
-        strategy: dict[str, Any] = {}
-        for lever in LEVERS:
-            value = given[lever.name]
-            if value is None:
-                continue
-            # Sliders hand over binary fractions such as 0.30000000000000004.
-            value = round(float(value), 10)
-            (market if lever.market else strategy)[lever.key] = value
-        self.overrides = ({**market}, {**market, **strategy})
-        self.specs = [apply_overrides(b, o) for b, o in zip(self.base, self.overrides, strict=True)]
+                self.problems.append(f"Seed not used ({exc}); running seed {self.seed}.")
+        # Sliders hand over binary fractions such as 0.30000000000000004.
+        chosen = {
+            lever.name: round(float(given[lever.name]), 10)
+            for lever in LEVERS
+            if given[lever.name] is not None
+        }
+        self.specs = self._build(chosen)
         super().__init__(rng=self.seed)
         self.models = [VectorModel(spec, rng=self.seed) for spec in self.specs]
         first = self.models[0]
         self.sample = network_sample(first.edges, first.n)
         self.running = any(m.running for m in self.models)
+
+    def _build(self, chosen: dict[str, float]) -> list[Scenario]:
+        """Both scenarios with the seed and the chosen lever values.
+
+        A combination the loader rejects (the walk-away survey figures must rise with the
+        number of bad experiences) drops the levers under the key its message names, keeps the
+        files' values for them and records the message; anything else it cannot place drops
+        every lever.
+        """
+        while True:
+            market: dict[str, Any] = {"run.seed": self.seed}
+            strategy: dict[str, Any] = {}
+            for lever in LEVERS:
+                if lever.name in chosen:
+                    target = market if lever.market else strategy
+                    target.update(lever.overrides(chosen[lever.name], self.base[0]))
+            self.overrides = ({**market}, {**market, **strategy})
+            try:
+                return [
+                    apply_overrides(b, o) for b, o in zip(self.base, self.overrides, strict=True)
+                ]
+            except ScenarioError as exc:
+                if not chosen:
+                    raise
+                message = _message(exc)
+                where = message.split(":", 1)[0]
+                dropped = [
+                    lever.label
+                    for lever in LEVERS
+                    if lever.name in chosen
+                    and (lever.key.startswith(where) or where.startswith(lever.key))
+                ]
+                if not dropped:
+                    dropped = [lever.label for lever in LEVERS if lever.name in chosen]
+                for lever in LEVERS:
+                    if lever.label in dropped:
+                        chosen.pop(lever.name, None)
+                self.problems.append(
+                    f"Not used: {'; '.join(dropped)} ({message}); running with the files' "
+                    "values for them."
+                )
 
     @property
     def names(self) -> list[str]:

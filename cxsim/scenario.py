@@ -663,6 +663,16 @@ class Scenario(Section):
             )
         for event in self.events:
             event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+        for active in overlapping_events(self.events):
+            # Overlapping events apply together (cxsim.levers.Schedule): check each such set
+            # here too, or a file that reads well could fail in the middle of a run.
+            spec = self
+            try:
+                for i in active:
+                    spec = event_scenario(spec, self.events[i])
+            except ValueError as exc:
+                names = ", ".join(repr(self.events[i].name) for i in active)
+                raise ValueError(f"events {names} overlap, and together: {exc}") from None
         return self
 
     @model_validator(mode="after")
@@ -695,6 +705,17 @@ class Scenario(Section):
     def walk_away_curve(self) -> tuple[float, float]:
         """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
         return self.behaviour.walk_away.curve()
+
+
+def overlapping_events(events: tuple[Event, ...]) -> list[tuple[int, ...]]:
+    """Each distinct set of two or more events in force at the same step, as indices in the
+    order listed (the set in force changes only where an event starts or ends)."""
+    sets = []
+    for step in sorted({e.start for e in events} | {e.start + e.duration for e in events}):
+        active = tuple(i for i, e in enumerate(events) if e.start <= step < e.start + e.duration)
+        if len(active) > 1 and active not in sets:
+            sets.append(active)
+    return sets
 
 
 def event_scenario(spec: Scenario, event: Event) -> Scenario:

@@ -192,7 +192,7 @@ def _mean_annual_churn(spec: Scenario, seeds: list[int]) -> float:
         ("strategy.prevention", [0.0, 0.5, 1.0]),
         ("strategy.first_contact_resolution", [0.2, 0.6, 1.0]),
         # Calling support is not here: a contact that fails is a bad experience of its own, so
-        # with poor resolution more calls can mean more churn (ODD 7.5).
+        # with poor resolution more calls can mean more churn (ODD 7.2).
     ],
 )
 def test_levers_never_raise_expected_churn(lever, levels):

@@ -711,3 +711,27 @@ def test_a_survey_no_curve_can_fit_is_reported_at_load_time(tmp_path):
     assert f"{path}:3" in message and "behaviour.walk_away" in message, message
     assert "no walk-away curve" in message
     assert_short(message)
+
+
+# --- events that overlap ----------------------------------------------------------------------
+
+
+def test_events_valid_alone_but_not_together_are_refused_when_read(tmp_path):
+    """Overlapping events apply together; a set that pushes a chance above 1 must be refused
+    when the file is read, not in the middle of a run."""
+    _, message = error_of(
+        tmp_path,
+        "events:\n"
+        "  - {name: a, start: 2, duration: 3, scale: {touchpoints.product.bad: 600}}\n"
+        "  - {name: b, start: 4, duration: 3, scale: {touchpoints.product.bad: 600}}\n",
+    )
+    assert "'a', 'b' overlap" in message and "bad" in message
+    assert_short(message)
+    # Apart in time, the same two events are fine.
+    path = write(
+        tmp_path,
+        "events:\n"
+        "  - {name: a, start: 2, duration: 2, scale: {touchpoints.product.bad: 600}}\n"
+        "  - {name: b, start: 4, duration: 3, scale: {touchpoints.product.bad: 600}}\n",
+    )
+    assert len(load_scenario(path).events) == 2

@@ -164,28 +164,27 @@ def Headline(model: Comparison):
     return main
 
 
+def _live_image(model: Comparison, drawing: type, css: str):
+    """An image drawn by ``drawing(model)`` (built once per model), redrawn each step."""
+    update_counter.get()
+    draw = solara.use_memo(lambda: drawing(model), [model])
+    steps = tuple(m.steps for m in model.models)
+    image = solara.use_memo(draw.png, [draw, steps])
+    with solara.Column(classes=["cxsim-wide"]) as main:
+        solara.Image(image, classes=["cxsim-chart", css])
+    return main
+
+
 @solara.component
 def ChartsPanel(model: Comparison):
     """Every chart in one image; the figure is built once per model and updated each step."""
-    update_counter.get()
-    charts = solara.use_memo(lambda: Charts(model), [model])
-    steps = tuple(m.steps for m in model.models)
-    image = solara.use_memo(charts.png, [charts, steps])
-    with solara.Column(classes=["cxsim-wide"]) as main:
-        solara.Image(image, classes=["cxsim-chart", "cxsim-charts"])
-    return main
+    return _live_image(model, Charts, "cxsim-charts")
 
 
 @solara.component
 def NetworkPanel(model: Comparison):
     """The network sample under both strategies; its layout was computed with the model."""
-    update_counter.get()
-    view = solara.use_memo(lambda: NetworkView(model), [model])
-    steps = tuple(m.steps for m in model.models)
-    image = solara.use_memo(view.png, [view, steps])
-    with solara.Column(classes=["cxsim-wide"]) as main:
-        solara.Image(image, classes=["cxsim-chart", "cxsim-network"])
-    return main
+    return _live_image(model, NetworkView, "cxsim-network")
 
 
 @solara.component

@@ -81,6 +81,26 @@ class Charts:
         self.currency = spec.economics.currency
         self.represents = spec.population.represents
         self.causes = churn_causes(spec)
+        # Events and strategy start of every scenario, marked on the charts over time.
+        self.events = list(dict.fromkeys(
+            (e.name, e.start, e.start + e.duration - 1)
+            for s in experiment.scenarios for e in s.events
+        ))  # fmt: skip
+        self.starts = sorted({(s.name, s.strategy.start) for s in experiment.scenarios
+                              if s.strategy.start > 0})  # fmt: skip
+
+    def _mark(self, ax) -> None:
+        """Shade each event's steps and line each late strategy start, with their names."""
+        for name, first, last in self.events:
+            ax.axvspan(first - 0.5, last + 0.5, color="#999", alpha=0.15, lw=0)
+            ax.annotate(name, (first, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                        va="top", ha="left", color="#555", xytext=(2, -2),
+                        textcoords="offset points")  # fmt: skip
+        for name, start in self.starts:
+            ax.axvline(start - 0.5, color="#555", lw=0.8, ls=":")
+            ax.annotate(f"{name} starts", (start, 0), xycoords=("data", "axes fraction"),
+                        fontsize=7, va="bottom", color="#555", xytext=(2, 2),
+                        textcoords="offset points")  # fmt: skip
 
     def all(self) -> list[Path]:
         charts = [
@@ -104,6 +124,7 @@ class Charts:
         _band(ax, self.steps, "customers", self.names, self.represents)
         ax.set_ylabel("real customers")
         ax.set_ylim(bottom=0)
+        self._mark(ax)
         _people_axis(ax)
         ax.legend(frameon=False)
         return _save(fig, self.out / "customers.png")
@@ -119,6 +140,7 @@ class Charts:
         for metric, style, text in zip(channels, STYLES, texts, strict=True):
             _band(ax, cumulative, metric, self.names, self.represents, style, text)
         ax.set_ylabel("real customers")
+        self._mark(ax)
         _people_axis(ax)
         ax.legend(frameon=False, fontsize=8)
         return _save(fig, self.out / "new_customers.png")
@@ -157,6 +179,7 @@ class Charts:
             ax.set_ylabel(label(metric) + (" (points)" if metric == "nps" else " (% satisfied)"))
             ax.set_ylim(*limits)
             ax.axhline(0, color="#888", lw=0.8)
+            self._mark(ax)
             ax.grid(alpha=0.3)
             ax.legend(frameon=False)
         return _save(fig, self.out / "nps_csat.png")
@@ -166,6 +189,7 @@ class Charts:
         _band(ax, self.steps, "revenue", self.names, style="-", text="revenue")
         _band(ax, self.steps, "costs", self.names, style="--", text="costs")
         ax.set_ylim(bottom=0)
+        self._mark(ax)
         _money_axis(ax, self.currency)
         ax.legend(frameon=False, fontsize=8)
         return _save(fig, self.out / "revenue_costs.png")
@@ -177,6 +201,7 @@ class Charts:
         )
         _band(ax, self.steps, "cumulative_lost_revenue_experience_horizon", self.names)
         ax.set_ylim(bottom=0)
+        self._mark(ax)
         _money_axis(ax, self.currency)
         ax.legend(frameon=False)
         return _save(fig, self.out / "lost_revenue.png")

@@ -173,8 +173,14 @@ class Experiment:
         values = ["churn", "lost_revenue_horizon", "lost_revenue_lifetime"]
         rows = []
         for by, column in (("touchpoint", "cause"), ("department", "department")):
-            per_run = walked.groupby(["scenario", "replication", column], sort=False)[values].sum()
             order = list(dict.fromkeys(walked[column]))
+            # Every part for every run, 0 where a scenario has no such touchpoint or department.
+            full = pd.MultiIndex.from_product(
+                [self.names, range(len(self.seeds)), order],
+                names=["scenario", "replication", column],
+            )
+            grouped = walked.groupby(["scenario", "replication", column], sort=False)[values]
+            per_run = grouped.sum().reindex(full, fill_value=0.0)
             for name in self.names:
                 rows += _ci_rows(per_run.loc[name], name, by, order, values, floor=0.0)
             for name in self.names[1:]:

@@ -135,7 +135,10 @@ class Touchpoint(Section):
     stages: tuple[Literal["prospect", "onboarding", "active"], ...] = Field(
         description="Journey stages at which it is visited (list of prospect, onboarding, active)"
     )
-    visit_rate: Number = _share(0.5, "Chance a person in those stages visits it in a step")
+    visit_rate: Number = _share(
+        0.5, "Chance a person in those stages visits it in a week (a longer step draws one "
+        "chance per week in it)",
+    )  # fmt: skip
     good: Number = _share(0.1, "Chance a visit is a good experience")
     bad: Number = _share(0.01, "Chance a visit is a bad experience")
     problem_rate: Number = _share(

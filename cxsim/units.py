@@ -32,7 +32,7 @@ baseline hazard Beta(a, b)      a kept, b' = (a + b)/k - a: the mean hazard scal
                                 by k, so each person's survival per year is kept to
                                 first order (exact would be 1 - (1 - theta)^k per
                                 person; the difference is ~k theta^2/2, < 0.1% here)
-touchpoint visits               see :func:`convert_touchpoint`
+touchpoint visits               kept per week; a step is drawn as weeks (visits_per_step)
 ==============================  ====================================================
 
 At most one visit per touchpoint per step is modelled. A touchpoint's per-step chances of a
@@ -193,19 +193,13 @@ def _in_range(value: Any, kind: Kind) -> bool:
     return value >= 0
 
 
-def convert_touchpoint(v: float, good: float, bad: float, k: float) -> tuple[float, float, float]:
-    """(visit_rate, good, bad) per step from per-unit values, keeping the per-step chances of a
-    good and of a bad experience. When both together would exceed the chance of a visit (only
-    with large k and large shares) they are scaled down to fit: one visit per step is the cap.
-    """
-    if k == 1 or v <= 0:
-        return convert(v, Kind.CHANCE, k) if v > 0 else v, good, bad
-    v2 = convert(v, Kind.CHANCE, k)
-    g2 = convert(v * good, Kind.CHANCE, k) / v2
-    b2 = convert(v * bad, Kind.CHANCE, k) / v2
-    if g2 + b2 > 1:
-        g2, b2 = g2 / (g2 + b2), b2 / (g2 + b2)
-    return v2, g2, b2
+def visits_per_step(steps_per_year: float) -> tuple[int, float]:
+    """(n, share): a step is drawn as n visit periods of a week each, the last only partly
+    (share of a week), so that a touchpoint is visited as often per year whatever the step.
+    A week or shorter step is one period at ``weeks per step`` of a week's visit chance."""
+    weeks = STEPS_PER_YEAR[DEFAULT_UNIT] / steps_per_year
+    n = max(1, math.ceil(weeks - 1e-9))
+    return n, weeks / n
 
 
 def baseline_beta(alpha: float, beta: float, k: float, path: tuple[str | int, ...]) -> float:
@@ -412,12 +406,11 @@ def _resolve_touchpoints(data: dict, per_step: float, read: Any) -> None:
             item["problem_rate"] = convert(value, Kind.CHANCE, k)
         elif "problem_rate" in given:
             item["problem_rate"] = value
-        visit, k, ok = read(given, "visit_rate", (*path, "visit_rate"), Kind.CHANCE,
-                            item.get("visit_rate", fields["visit_rate"].default))  # fmt: skip
-        good = item.get("good", fields["good"].default)
-        bad = item.get("bad", fields["bad"].default)
-        if ok and all(_in_range(x, Kind.CHANCE) for x in (good, bad)):
-            visit, item["good"], item["bad"] = convert_touchpoint(visit, good, bad, k)
-            item["visit_rate"] = visit
-        elif "visit_rate" in given:
-            item["visit_rate"] = visit
+        # A visit rate is a chance per week whatever the step (the engines draw a step as weeks
+        # of visits, see visits_per_step): a bare number is read per week, a value with its
+        # own unit converted to per week. Good and bad are per visit and need no conversion.
+        if isinstance(given.get("visit_rate"), str):
+            visit, k, _ = read(given, "visit_rate", (*path, "visit_rate"), Kind.CHANCE, None)
+            to_week = k * per_step / STEPS_PER_YEAR[DEFAULT_UNIT]
+            item["visit_rate"] = (convert(visit, Kind.CHANCE, to_week)
+                                  if _in_range(visit, Kind.CHANCE) else visit)  # fmt: skip

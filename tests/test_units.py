@@ -49,11 +49,18 @@ def test_defaults_are_per_week_and_convert_to_the_step() -> None:
     # Baseline hazard: alpha kept, mean scaled by k.
     b = month.behaviour.baseline_churn
     assert b.alpha == 2 and b.alpha / (b.alpha + b.beta) == pytest.approx(k * 2 / 1502)
-    # A touchpoint keeps its per-step chance of a good and of a bad experience.
+    # A touchpoint's visit rate stays per week and good / bad per visit; a monthly step draws
+    # k weeks of visits: 5 periods, each at k/5 of a week's visit chance.
     product = dict(zip(month.touchpoint_names, month.touchpoints, strict=True))["product"]
-    assert product.visit_rate == 1.0
-    assert product.good == pytest.approx(1 - 0.92**k)
-    assert product.bad == pytest.approx(1 - 0.999**k)
+    assert (product.visit_rate, product.good, product.bad) == (1.0, 0.08, 0.001)
+    assert units.visits_per_step(12) == (5, pytest.approx(k / 5))
+    assert units.visits_per_step(52) == (1, 1.0)
+    assert units.visits_per_step(365) == (1, pytest.approx(52 / 365))
+    monthly = parse_scenario("time: {step: month}\ntouchpoints: [{name: shop, stages: [active], "
+                             "visit_rate: 0.5 per month}, {name: app, stages: [active], "
+                             "visit_rate: 0.5}]")  # fmt: skip
+    assert monthly.touchpoints[0].visit_rate == pytest.approx(1 - 0.5 ** (12 / 52))
+    assert monthly.touchpoints[1].visit_rate == 0.5  # a bare visit rate is per week
 
 
 def test_positive_whole_durations_never_round_to_zero() -> None:
@@ -139,8 +146,6 @@ def test_convert_rules() -> None:
     assert units.convert(0.5, units.Kind.CHANCE, 2) == pytest.approx(0.75)
     assert units.convert(13, units.Kind.WHOLE_DURATION, 52 / 12) == 3
     assert units.convert(10, units.Kind.MONEY, 0.5) == 5
-    v, g, b = units.convert_touchpoint(1.0, 0.5, 0.5, 4)  # would be 0.94 + 0.94: capped
-    assert v == 1 and g + b == pytest.approx(1)
 
 
 # --- monthly vs weekly ----------------------------------------------------------------------

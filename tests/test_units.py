@@ -196,17 +196,13 @@ def test_monthly_equals_weekly_where_one_visit_per_step_does_not_bind() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", [REACTIVE, PROACTIVE], ids=["reactive", "proactive"])
-def test_shipped_pair_monthly_vs_weekly_drift_is_bounded(path: Path) -> None:
-    """The shipped pair does not agree exactly: an open problem hurts once per step and a
-    touchpoint is visited at most once per step, so monthly steps count fewer bad (and good)
-    experiences per year, and churn falls (docs/ODD.md, "Time units"). This pins that drift
-    to what was measured (under 25% per figure, churn lower monthly), so a conversion that
-    goes wrong, e.g. a default read in the wrong unit, fails here."""
+def test_the_shipped_pair_gives_the_same_figures_with_monthly_steps(path: Path) -> None:
+    """A month is simulated as its weeks and reported as one step, so annual churn, NPS and
+    revenue agree with weekly steps within sampling error (Welch's t-test does not reject at
+    1% over 10 replications of 2,000 people)."""
     result = _compare(path, SMALL, runs=10)
-    for name, (week, month, _) in result.items():
-        assert abs(month - week) <= 0.25 * abs(week), f"{name}: {week:.4g} vs {month:.4g}"
-    week, month, _ = result["annual_churn"]
-    assert month < week
+    for name, (week, month, p) in result.items():
+        assert p > 0.01, f"{name}: weekly {week:.4g}, monthly {month:.4g}, p = {p:.2g}"
 
 
 # --- guards ----------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class Person(CellAgent):
             else:
                 self.voice = NEUTRAL
         elif self.stage is Stage.CHURNED:
-            recent = model.steps - self.churn_step <= model.wom.churned_steps
+            recent = model.now - self.churn_step <= model.wom.churned_steps
             self.voice = DETRACTOR if recent and rules.is_detractor(self.satisfaction) else NEUTRAL
         else:
             self.voice = NEUTRAL
@@ -215,7 +215,7 @@ class Person(CellAgent):
         return True
 
     def leave(self, cause: int) -> None:
-        model, t = self.model, self.model.steps
+        model, t = self.model, self.model.now
         model.tally.leavers.append((self.arpu, self.theta, cause))
         model.closed_spells.append(
             (
@@ -236,7 +236,7 @@ class Person(CellAgent):
         model.tally.revenue += self.arpu
         if (
             self.stage is Stage.ONBOARDING
-            and model.steps - self.acquired_step >= model.spec.behaviour.onboarding_steps
+            and model.now - self.acquired_step >= model.spec.behaviour.onboarding_steps
         ):
             self.stage = Stage.ACTIVE
 
@@ -282,12 +282,12 @@ class Person(CellAgent):
         else:
             model.tally.new_win_back += 1
         self.stage = Stage.ONBOARDING if model.spec.behaviour.onboarding_steps else Stage.ACTIVE
-        self.acquired_step, self.channel, self.churn_step, self.cause = model.steps, channel, -1, -1
+        self.acquired_step, self.channel, self.churn_step, self.cause = model.now, channel, -1, -1
 
     def consider_returning(self) -> None:
         """Win-back: after a wait, a former customer may come back to the market."""
         w = self.model.spec.behaviour.win_back
-        if not w.enabled or self.model.steps - self.churn_step <= w.wait:
+        if not w.enabled or self.model.now - self.churn_step <= w.wait:
             return
         if self.random.random() < w.rate:
             self.stage = Stage.PROSPECT

@@ -9,7 +9,7 @@ Keeping that here means the two engines cannot drift apart in how outcomes are c
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from functools import partial
 from pathlib import Path
@@ -78,8 +78,21 @@ class Tally:
     reviews_posted: int = 0
     review_stars: float = 0.0
     csat_respondents: int = 0
+    # Settled by base at the end of each period (see CustomerModel._settle):
+    churn_by_cause: np.ndarray | None = None  # (causes,) leavers by cause
+    lost: np.ndarray | None = None  # (2, causes) revenue lost: within the horizon, lifetime
+    cost_programme: float = 0.0  # programme cost (unscaled), outreach contacts excluded
+    customer_steps: int = 0  # customers exposed: at the start of each period
     csat_satisfied: int = 0
     revenue: float = 0.0
+
+    def absorb(self, other: Tally) -> None:
+        """Add a later period's settled flows to this one (a step of several periods)."""
+        for f in fields(self):
+            if f.name == "leavers":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, theirs if mine is None else mine + theirs)
 
 
 @dataclass
@@ -118,6 +131,21 @@ class Memory:
         )
 
 
+def periods_of(spec: Scenario) -> tuple[Scenario, np.ndarray]:
+    """(the scenario per simulated period, periods in each reported step).
+
+    A step of a week or less is one period. A longer step (month, quarter, year) is simulated
+    as its weeks: the scenario is restated per week and step i covers weeks round((i - 1) w) + 1
+    to round(i w), w = 52 / steps per year (a month is 4 or 5 weeks, 52 a year in all).
+    """
+    weeks = 52.0 / spec.time.steps_per_year
+    horizon = spec.time.horizon
+    if weeks <= 1.0 + 1e-9:
+        return spec, np.ones(horizon, dtype=np.int64)
+    bounds = np.round(np.arange(horizon + 1) * weeks).astype(np.int64)
+    return apply_overrides(spec, {"time.step": "week"}), np.diff(bounds)
+
+
 def resolve_scenario(scenario: Scenario | str | Path | None, overrides: dict) -> Scenario:
     """A Scenario from an object, a YAML path or None (all defaults), with dotted overrides."""
     if scenario is None:
@@ -148,14 +176,20 @@ class CustomerModel(mesa.Model):
         **overrides: Any,
     ) -> None:
         super().__init__(rng=rng)
-        self.spec = resolve_scenario(scenario, overrides)
-        guards.check(self.spec, self.spec.name, self.engine)  # refuse before allocating
+        given = resolve_scenario(scenario, overrides)
+        guards.check(given, given.name, self.engine)  # refuse before allocating
+        # A step longer than a week is simulated as its weeks (periods) and reported as one
+        # step, so durations and chances mean the same in calendar time whatever the step.
+        self.spec, self.calendar = periods_of(given)
+        self.given = given
         self.memory = Memory.from_scenario(self.spec)
         self.schedule = Schedule(self.spec)
         self.levers = self.schedule.at(0)
         spec = self.spec
         self.n = spec.population.size
-        self.horizon = spec.time.horizon
+        self.horizon = given.time.horizon  # steps, as reported
+        self.periods = int(self.calendar.sum())  # periods simulated, self.now counts them
+        self.now = 0
         self.causes = (*spec.touchpoint_names, "baseline")
         self.edges = network.edges(spec.network, self.n, self.rng)
         self.review_score = spec.behaviour.reviews.initial_score
@@ -170,7 +204,11 @@ class CustomerModel(mesa.Model):
         self.datacollector = MetricsCollector(
             model_reporters={name: partial(_metric, name=name) for name in metric_names(spec)}
         )
-        self._record(self.new_tally())
+        self._census_now = self._census()
+        self._customers = self._census_now.onboarding + self._census_now.active
+        start = self.new_tally()
+        self._settle(start, self._customers)
+        self._record(start)
         self.running = self.horizon > 0
 
     # --- what an engine provides ---------------------------------------------------------------
@@ -214,11 +252,22 @@ class CustomerModel(mesa.Model):
         return Tally()
 
     def step(self) -> None:
-        t = self.steps  # Mesa counts the step before calling this: the first step is 1
-        self.levers = self.schedule.at(t)
-        tally = self._advance(t)
-        self._update_reviews(tally)
-        self._record(tally)
+        # Mesa counts the step before calling this: the first step is 1.
+        total = None
+        for _ in range(int(self.calendar[self.steps - 1])):
+            customers_before = self._customers
+            self.now += 1
+            self.levers = self.schedule.at(self.now)
+            tally = self._advance(self.now)
+            self._update_reviews(tally)
+            self._census_now = self._census()
+            self._customers = self._census_now.onboarding + self._census_now.active
+            self._settle(tally, customers_before)
+            if total is None:
+                total = tally
+            else:
+                total.absorb(tally)
+        self._record(total)
         self.running = self.steps < self.horizon
 
     def _update_reviews(self, tally: Tally) -> None:
@@ -241,7 +290,7 @@ class CustomerModel(mesa.Model):
         is not assumed to stay to the horizon, nor to face only the baseline hazard.
         """
         causes = len(self.causes)
-        if self.steps > 0:  # every step's customers are exposed, whether or not anyone left
+        if self.now > 0:  # every period's customers are exposed, whether or not anyone left
             self._exposure += customers_before
         if not tally.leavers:
             return np.zeros(causes, np.int64), np.zeros((2, causes))
@@ -254,7 +303,7 @@ class CustomerModel(mesa.Model):
         self._walked += int(counts[:-1].sum())
         hazard = theta.astype(np.float64) + self._walked / max(self._exposure, 1)
         arpu = arpu.astype(np.float64)
-        steps_left = self.horizon - self.steps + 1
+        steps_left = self.periods - self.now + 1
         value = np.stack(
             [
                 np.bincount(cause, rules.expected_revenue(arpu, hazard, steps_left),
@@ -265,15 +314,26 @@ class CustomerModel(mesa.Model):
         )  # fmt: skip
         return counts, value
 
+    def _settle(self, tally: Tally, customers_before: int) -> None:
+        """Close one period's books: churn by cause and its lost revenue, the programme cost
+        and the customers exposed, from the customers at the period's start."""
+        tally.churn_by_cause, tally.lost = self._value_churn(tally, customers_before)
+        tally.leavers = []
+        self.churn_by_cause += tally.churn_by_cause
+        self.lost_by_cause += tally.lost
+        if self.now > 0:
+            lv, scale = self.levers, self.spec.population.represents
+            tally.cost_programme = lv.cost_per_customer * customers_before + lv.cost_fixed / scale
+            tally.customer_steps = customers_before
+
     def _record(self, tally: Tally) -> None:
-        spec, census = self.spec, self._census()
+        """The step's metrics from its settled flows and the stocks at its end."""
+        spec, census = self.spec, self._census_now
         scale = spec.population.represents
         customers = census.onboarding + census.active
         customers_before = self.metrics.get("customers", customers)
         new = tally.new_ads + tally.new_referral + tally.new_win_back
-        churn_by_cause, lost = self._value_churn(tally, customers_before)
-        self.churn_by_cause += churn_by_cause
-        self.lost_by_cause += lost
+        churn_by_cause, lost = tally.churn_by_cause, tally.lost
         churn = int(churn_by_cause.sum())
         contacts = tally.problems_contacted
         m: dict[str, float] = {
@@ -311,14 +371,12 @@ class CustomerModel(mesa.Model):
             reviews_posted=tally.reviews_posted,
             review_score=self.review_score,
         )
-        econ, lv = spec.economics, self.levers
+        econ = spec.economics
         money = {
             "revenue": tally.revenue,
             "cost_acquisition": econ.acquisition * new,
             "cost_support": econ.support_cost * contacts,
-            "cost_programme": (lv.cost_per_customer * customers_before + lv.cost_fixed / scale)
-            * (self.steps > 0)
-            + econ.retention_cost * tally.outreach_contacts,
+            "cost_programme": tally.cost_programme + econ.retention_cost * tally.outreach_contacts,
         }
         money["costs"] = money["cost_acquisition"] + money["cost_support"] + money["cost_programme"]
         money["profit"] = money["revenue"] - money["costs"]
@@ -328,7 +386,7 @@ class CustomerModel(mesa.Model):
         money["lost_revenue_experience_lifetime"] = lost[1, :-1].sum()
         for key, value in money.items():
             m[key] = float(value) * scale
-        m["customer_steps"] = customers_before * (self.steps > 0)
+        m["customer_steps"] = tally.customer_steps
         for key in (
             "revenue",
             "costs",
@@ -380,8 +438,13 @@ class CustomerModel(mesa.Model):
         churn_step is -1 and cause empty for customers still active at the end.
         """
         frame = self._spells()
-        end = np.where(frame["churn_step"] >= 0, frame["churn_step"], self.steps + 1)
+        end = np.where(frame["churn_step"] >= 0, frame["churn_step"], self.now + 1)
         frame["lifetime_revenue"] = frame["arpu"] * np.maximum(end - frame["acquired_step"] - 1, 0)
+        if len(self.calendar) and self.calendar.max() > 1:  # periods back to reported steps
+            bounds = np.concatenate([[0], np.cumsum(self.calendar)])
+            for col in ("acquired_step", "churn_step"):
+                stamp = frame[col].to_numpy()
+                frame[col] = np.where(stamp > 0, np.searchsorted(bounds, stamp), stamp)
         frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]
         return frame.sort_values(["person", "spell"], kind="stable").reset_index(drop=True)
 

@@ -381,7 +381,7 @@ class VectorModel(CustomerModel):
     # --- stocks and tables ----------------------------------------------------------------------
 
     def _census(self) -> Census:
-        return self._stock if self.steps else self.recount()
+        return self._stock if self.now else self.recount()
 
     def recount(self) -> Census:
         """Stocks counted over the whole population (the step keeps them up to date)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from cxsim import rules
 from cxsim.scenario import STAGES, Scenario, event_scenario
-from cxsim.units import visits_per_step
+from cxsim.units import week_share
 
 N_STAGES = 4  # prospect, onboarding, active, churned (cxsim.engines.base.Stage)
 PROACTIVE = ("detection", "prevention", "quality_uplift", "outreach")
@@ -26,9 +26,8 @@ PROACTIVE = ("detection", "prevention", "quality_uplift", "outreach")
 class Levers:
     """What a step needs from the scenario: chances per stage x touchpoint, and the strategy.
 
-    Arrays: ``bad``/``good`` (4, T) chance of a bad / good visit at each touchpoint for a person
-    in each stage in one of the step's ``visits`` visit periods (a week each); ``problem``
-    (4, T) chance of a new problem per step; ``problem_total`` (4,)
+    Arrays: ``bad``/``good`` (4, T) chance per step of a bad / good visit at each touchpoint
+    for a person in each stage; ``problem`` (4, T) chance of a new problem; ``problem_total`` (4,)
     chance of any; ``problem_cumulative`` (4, T) cumulative share of each touchpoint among them;
     ``detection`` (T,) share of new problems at each touchpoint found and fixed first;
     ``severity`` (T,) weight of a bad experience at each touchpoint.
@@ -41,7 +40,6 @@ class Levers:
     problem_cumulative: np.ndarray
     detection: np.ndarray
     severity: np.ndarray
-    visits: int  # visit periods (weeks) drawn per step: bad/good are per period
     detection_delight: float
     support_contact: float
     first_contact_resolution: float
@@ -94,8 +92,7 @@ def build(spec: Scenario, share: float = 1.0) -> Levers:
         detection[j] = lever("detection")
         visit[j] = tp.visit_rate
         cost += own.cost_per_customer if own is not None else 0.0
-    periods, of_week = visits_per_step(spec.time.steps_per_year)
-    visit = np.where(applies, visit * of_week, 0.0)
+    visit = np.where(applies, visit * week_share(spec.time.steps_per_year), 0.0)
     problem = np.where(applies, rate, 0.0)
     problem[0] = 0.0  # problems are a customer's; prospects only visit
     total = 1.0 - np.prod(1.0 - problem, axis=1)
@@ -110,7 +107,6 @@ def build(spec: Scenario, share: float = 1.0) -> Levers:
         problem_cumulative=cumulative,
         detection=detection,
         severity=np.array(spec.severities, dtype=np.float64),
-        visits=periods,
         detection_delight=strategy.detection_delight,
         support_contact=strategy.support_contact,
         first_contact_resolution=strategy.first_contact_resolution,

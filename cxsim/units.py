@@ -32,7 +32,7 @@ baseline hazard Beta(a, b)      a kept, b' = (a + b)/k - a: the mean hazard scal
                                 by k, so each person's survival per year is kept to
                                 first order (exact would be 1 - (1 - theta)^k per
                                 person; the difference is ~k theta^2/2, < 0.1% here)
-touchpoint visits               kept per week; a step is drawn as weeks (visits_per_step)
+touchpoint visits               kept per week (a day draws 1/7 of it, see week_share)
 ==============================  ====================================================
 
 At most one visit per touchpoint per step is modelled. A touchpoint's per-step chances of a
@@ -193,13 +193,10 @@ def _in_range(value: Any, kind: Kind) -> bool:
     return value >= 0
 
 
-def visits_per_step(steps_per_year: float) -> tuple[int, float]:
-    """(n, share): a step is drawn as n visit periods of a week each, the last only partly
-    (share of a week), so that a touchpoint is visited as often per year whatever the step.
-    A week or shorter step is one period at ``weeks per step`` of a week's visit chance."""
-    weeks = STEPS_PER_YEAR[DEFAULT_UNIT] / steps_per_year
-    n = max(1, math.ceil(weeks - 1e-9))
-    return n, weeks / n
+def week_share(steps_per_year: float) -> float:
+    """The share of a week's visit chance that one step draws: 1 for a week (longer steps are
+    simulated as their weeks, see cxsim.engines.base.periods_of), 1/7 for a day."""
+    return min(1.0, STEPS_PER_YEAR[DEFAULT_UNIT] / steps_per_year)
 
 
 def baseline_beta(alpha: float, beta: float, k: float, path: tuple[str | int, ...]) -> float:
@@ -406,9 +403,9 @@ def _resolve_touchpoints(data: dict, per_step: float, read: Any) -> None:
             item["problem_rate"] = convert(value, Kind.CHANCE, k)
         elif "problem_rate" in given:
             item["problem_rate"] = value
-        # A visit rate is a chance per week whatever the step (the engines draw a step as weeks
-        # of visits, see visits_per_step): a bare number is read per week, a value with its
-        # own unit converted to per week. Good and bad are per visit and need no conversion.
+        # A visit rate is a chance per week whatever the step (see week_share): a bare number
+        # is read per week, a value with its own unit converted to per week. Good and bad are
+        # per visit and need no conversion.
         if isinstance(given.get("visit_rate"), str):
             visit, k, _ = read(given, "visit_rate", (*path, "visit_rate"), Kind.CHANCE, None)
             to_week = k * per_step / STEPS_PER_YEAR[DEFAULT_UNIT]

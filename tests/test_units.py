@@ -49,13 +49,12 @@ def test_defaults_are_per_week_and_convert_to_the_step() -> None:
     # Baseline hazard: alpha kept, mean scaled by k.
     b = month.behaviour.baseline_churn
     assert b.alpha == 2 and b.alpha / (b.alpha + b.beta) == pytest.approx(k * 2 / 1502)
-    # A touchpoint's visit rate stays per week and good / bad per visit; a monthly step draws
-    # k weeks of visits: 5 periods, each at k/5 of a week's visit chance.
+    # A touchpoint's visit rate stays per week and good / bad per visit (a month is simulated
+    # as its weeks; a day draws 1/7 of a week's visit chance).
     product = dict(zip(month.touchpoint_names, month.touchpoints, strict=True))["product"]
     assert (product.visit_rate, product.good, product.bad) == (1.0, 0.08, 0.001)
-    assert units.visits_per_step(12) == (5, pytest.approx(k / 5))
-    assert units.visits_per_step(52) == (1, 1.0)
-    assert units.visits_per_step(365) == (1, pytest.approx(52 / 365))
+    assert units.week_share(12) == 1.0 and units.week_share(52) == 1.0
+    assert units.week_share(365) == pytest.approx(52 / 365)
     monthly = parse_scenario("time: {step: month}\ntouchpoints: [{name: shop, stages: [active], "
                              "visit_rate: 0.5 per month}, {name: app, stages: [active], "
                              "visit_rate: 0.5}]")  # fmt: skip

@@ -117,14 +117,12 @@ class Person(CellAgent):
         seen = Experiences()
         rand = self.random.random
         levers = self.model.levers
-        draws = levers.visit_draws(self.stage)
-        for _ in range(levers.visits):  # one visit period per week of the step
-            for j, bad, bad_or_good in draws:
-                u = rand()
-                if u < bad:
-                    seen.hurt(j, levers.severity[j])
-                elif u < bad_or_good:
-                    seen.good += 1
+        for j, bad, bad_or_good in levers.visit_draws(self.stage):
+            u = rand()
+            if u < bad:
+                seen.hurt(j, levers.severity[j])
+            elif u < bad_or_good:
+                seen.good += 1
         tally = self.model.tally
         tally.experiences_good += seen.good
         tally.experiences_bad += seen.bad

@@ -161,16 +161,14 @@ class VectorModel(CustomerModel):
         weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
         lv = self.levers
-        draws = lv.visit_draws(stage)
-        for _ in range(lv.visits):  # one visit period per week of the step
-            for j, p_bad, p_bad_or_good in draws:
-                felt = chosen(self.rng, m, p_bad_or_good)
-                is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
-                unhappy = felt[is_bad]
-                bad[unhappy] += 1  # indices drawn once per call: no repeats
-                weight[unhappy] += lv.severity[j]
-                last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
-                good[felt[~is_bad]] += 1
+        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
+            unhappy = felt[is_bad]
+            bad[unhappy] += 1
+            weight[unhappy] += lv.severity[j]
+            last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
+            good[felt[~is_bad]] += 1
         return good, bad, weight, last_bad
 
     def _customers_step(

@@ -49,9 +49,10 @@ def main() -> int:
                 step.click()
                 # Updated: the headline shows the new step and the charts image was replaced.
                 page.wait_for_function(
-                    "([n, before]) => document.querySelector('.cxsim-headline').innerText"
-                    ".includes(`week ${n} of`) && "
-                    "document.querySelector('img.cxsim-charts').src !== before",
+                    "([n, before]) => { const h = document.querySelector('.cxsim-headline');"
+                    " const img = document.querySelector('img.cxsim-charts');"
+                    " return h !== null && img !== null && h.innerText.includes(`week ${n} of`)"
+                    " && img.src !== before; }",
                     arg=[i, before],
                     timeout=60_000,
                 )

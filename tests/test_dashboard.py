@@ -279,6 +279,13 @@ def _headline(page) -> str:
     return page.inner_text(".cxsim-headline")
 
 
+HEADLINE_SHOWS = (
+    "text => { const e = document.querySelector('.cxsim-headline');"
+    " return e !== null && e.innerText.includes(text); }"
+)
+"""Browser predicate: the headline panel exists and shows ``text`` (it is redrawn at times)."""
+
+
 def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
     from tests.browser import open_page, visible_size
 
@@ -295,12 +302,15 @@ def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
         # The label shows the slider's value.
         page.locator(".v-input", has_text="Detection (share): 0.55").wait_for(timeout=30_000)
         page.get_by_role("button", name="Reset").click()
+        # The page redraws after Reset (the headline may be gone for a moment, Mesa 3.5): wait
+        # until it shows the new models at week 0 before stepping them.
+        page.wait_for_function(HEADLINE_SHOWS, arg="week 0 of 20", timeout=30_000)
 
         before_images, before_text = _images(page), _headline(page)
         for _ in range(3):
             page.get_by_role("button", name="Step").click()
-        page.wait_for_function("() => document.querySelector('.cxsim-headline')"
-                               ".innerText.includes('week 3 of 20')", timeout=30_000)  # fmt: skip
+            page.wait_for_timeout(200)
+        page.wait_for_function(HEADLINE_SHOWS, arg="week 3 of 20", timeout=30_000)
         page.wait_for_function(
             "before => { const now = [...document.querySelectorAll('img')].map(e => e.src);"
             " return now.length === 2 && now.every((s, i) => s !== before[i]); }",
@@ -321,4 +331,5 @@ def test_page_steps_and_saves_a_variant_offline(server, tmp_path):
         saved = yaml.safe_load(target.read_text())
         assert saved["name"] == "variant"
         assert saved["strategy"]["detection"] == pytest.approx(0.55)
+        assert "Traceback" not in page.inner_text("body")  # Solara shows server errors inline
         assert problems == []

@@ -68,6 +68,9 @@ class PageComparison(Comparison):
     """
 
     def __init__(self, **kwargs: Any) -> None:
+        # Mesa 3.4+ SolaraViz also passes the model's own ``scenario`` (its Scenario class) on
+        # Reset; this page's scenarios are its files and sliders, so that one is not used.
+        kwargs.pop("scenario", None)
         super().__init__(
             **{k: v.value if isinstance(v, solara.Reactive) else v for k, v in kwargs.items()}
         )

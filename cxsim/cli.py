@@ -427,6 +427,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from cxsim.sweep.run import resume, run_sweep, start
     from cxsim.sweep.spec import load_sweep
 
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sets local processes; a Dask scheduler has its own workers")
     if args.resume:
         if args.out:
             raise UsageError("--resume finishes the sweep in its own folder; drop --out")

@@ -27,7 +27,8 @@ def _run(spec, seed: int, engine: str):
 def _thetas(model, people) -> np.ndarray:
     """Each person's lifelong baseline propensity, read from either engine."""
     if hasattr(model, "people"):
-        return np.array([model.people[int(p)].theta for p in people], dtype=np.float64)
+        by_index = {person.index: person.theta for person in model.people}
+        return np.array([by_index[int(p)] for p in people], dtype=np.float64)
     return np.asarray(model.theta[np.asarray(people, dtype=np.int64)], dtype=np.float64)
 
 

@@ -47,23 +47,25 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # --- what a result holds ----------------------------------------------------------------------
 
 
+def _holders(sweep: Any) -> list[Any]:
+    """Where a sweep keeps its settings: the sweep, the file's settings (``spec``), a design
+    object."""
+    return [h for h in (sweep, getattr(sweep, "spec", None), getattr(sweep, "design", None))
+            if h is not None]  # fmt: skip
+
+
 def design_kind(sweep: Any) -> str:
-    """The design's name (grid, lhs, sobol, morris, uncertainty) from a sweep object, whether it
-    keeps it as a string or as an object with a ``kind``, ``name`` or ``method``."""
-    design = getattr(sweep, "design", None)
-    if isinstance(design, str):
-        return design.lower()
-    for attribute in ("kind", "name", "method", "type"):
-        value = getattr(design, attribute, None)
-        if isinstance(value, str):
-            return value.lower()
+    """The design's name (grid, lhs, sobol, morris, uncertainty, monte_carlo) of a sweep."""
+    for holder in _holders(sweep):
+        design = getattr(holder, "design", None)
+        if isinstance(design, str):
+            return design.lower()
     return "grid"
 
 
 def _setting(sweep: Any, *names: str, default: Any = None) -> Any:
-    """A design setting (e.g. Morris levels) wherever the sweep keeps it: on the sweep or on
-    its design object."""
-    for holder in (sweep, getattr(sweep, "design", None)):
+    """A design setting (e.g. Morris levels) wherever the sweep keeps it."""
+    for holder in _holders(sweep):
         for name in names:
             value = getattr(holder, name, None)
             if value is not None and not callable(value):
@@ -104,7 +106,7 @@ def result_specs(result: Any) -> list[Scenario]:
 
 def requested_figures(result: Any) -> list[str]:
     """The figures the sweep asked for that its runs have (profit and annual churn if none)."""
-    asked = getattr(getattr(result, "sweep", None), "figures", None) or DEFAULT_FIGURES
+    asked = _setting(getattr(result, "sweep", None), "figures") or DEFAULT_FIGURES
     return [f for f in asked if f in result.runs.columns]
 
 
@@ -567,16 +569,16 @@ class _Writer:
 
     def _uncertainty_sentence(self, row: dict, table: pd.DataFrame, scenario: str,
                               name: str) -> str:  # fmt: skip
-        def money(v: float) -> str:
-            return show(name, v, self.spec, diff=True)
+        def money(v: float, spread: bool = False) -> str:
+            return show(name, v, self.spec, diff=not spread)
 
         lead = table.iloc[0]
         return (
             f"{scenario}, {figure(name).label}: above 0 in {row['share_above_zero']:.0%} of "
             f"{row['worlds']} worlds (95% CI {row['share_low']:.0%} to {row['share_high']:.0%}); "
             f"median {money(row['q50'])}, 90% of worlds between {money(row['q05'])} and "
-            f"{money(row['q95'])}; spread between worlds {money(row['sd_between_worlds'])} "
-            f"against simulation noise {money(row['sd_noise'])} per world; driven most by "
+            f"{money(row['q95'])}; spread between worlds {money(row['sd_between_worlds'], True)} "
+            f"against simulation noise {money(row['sd_noise'], True)} per world; driven most by "
             f"{lead['parameter']} (rank correlation {lead['spearman']:+.2f})."
         )
 

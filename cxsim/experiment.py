@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxsim.engines import ENGINES
+from cxsim.executors import Executor, TaskFailed, local
 from cxsim.metrics import cohort_retention, mean_ci, run_summary, summarise
 from cxsim.scenario import Scenario
 
@@ -214,6 +214,7 @@ def run_experiment(
     parts: Path | None = None,
     precision: Precision | None = None,
     on_batch: Callable[[int, list[float]], None] | None = None,
+    executor: Executor | None = None,
 ) -> Experiment:
     """Run every scenario ``replications`` times with the same seeds, on ``workers`` processes.
 
@@ -221,7 +222,8 @@ def run_experiment(
     saved are loaded instead of run again, so an interrupted experiment resumes where it
     stopped. With ``precision``, ``replications`` is the first batch and more follow, a batch
     at a time, until the target is met or its maximum is reached; ``on_batch(n, half_widths)``
-    hears after each batch.
+    hears after each batch. ``executor`` (see :mod:`cxsim.executors`) runs the replications;
+    by default a local pool of ``workers`` processes, or this process for one worker.
     """
     from cxsim import parts as store
 
@@ -245,7 +247,8 @@ def run_experiment(
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                    disable=not progress)  # fmt: skip
         args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
-        for (i, r), result in _execute(_task, args, workers):
+        runner = executor if executor is not None else local(workers, len(args))
+        for (i, r), result in _execute(runner, args):
             results[(i, r)] = result
             if parts is not None:
                 store.save(parts, i, r, scenarios[i], seeds[r], engine, result)
@@ -262,22 +265,13 @@ def run_experiment(
         n = min(precision.maximum, n + max(workers, n // 2))
 
 
-def _execute(task, args: dict, workers: int):
-    """(key, result) of ``task(args[key])`` for every key as each finishes: in this process
-    for one worker, else on a process pool. Interrupted, it cancels what has not started."""
-    if min(workers, len(args)) <= 1:
-        for key, value in args.items():
-            yield key, task(value)
-        return
-    with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
-        futures = {pool.submit(task, value): key for key, value in args.items()}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:  # do not wait for runs nobody will collect
-                future.cancel()
-            raise
+def _execute(executor: Executor, args: dict):
+    """(key, result) of every run as it finishes. A run that raises raises its own exception
+    here (a model error is a bug to see with its traceback, not a message about a task)."""
+    try:
+        yield from executor.map_unordered(_task, args)
+    except TaskFailed as failed:
+        raise failed.error from None
 
 
 def _assemble(scenarios, seeds, engine, ordered: list[RunResult], precision) -> Experiment:

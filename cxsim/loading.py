@@ -56,7 +56,7 @@ def load_scenario(
     or strings ``"key=value"`` as typed after ``--set`` (values are read as YAML scalars).
     """
     path = Path(source)
-    data, lines = _resolve(_read_text(path, str(path)), str(path))
+    data, lines = _resolve(read_text(path, str(path)), str(path))
     return _finish(data, lines, str(path), overrides)
 
 
@@ -68,7 +68,7 @@ def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ())
     whose file stem is ``target``, else, for a number, the one at that 1-based position.
     """
     paths = [Path(s) for s in sources]
-    documents = [_resolve(_read_text(p, str(p)), str(p)) for p in paths]
+    documents = [_resolve(read_text(p, str(p)), str(p)) for p in paths]
     names = [_name_of(data) for data, _ in documents]
     stems = [p.stem for p in paths]
     chosen: list[list[str]] = [[] for _ in paths]
@@ -95,7 +95,7 @@ def validate(data: dict, filename: str = "<scenario>", lines: Lines | None = Non
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, data, filename, lines or {})) from None
+        raise ScenarioError(describe(exc, data, filename, lines or {})) from None
 
 
 def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
@@ -151,7 +151,7 @@ def _convert_units(
         if steps is not None:
             units.resolve(data, steps, overridden)
     except units.UnitError as exc:
-        where = _where(filename, lines, exc.path)
+        where = locate(filename, lines, exc.path)
         raise ScenarioError(f"{where}: {_dotted(exc.path)}: {exc}") from None
 
 
@@ -164,7 +164,7 @@ def _mark_override(lines: Lines, path: Path_) -> None:
     lines[path] = _FROM_SET
 
 
-def _read_text(path: Path, label: str) -> str:
+def read_text(path: Path, label: str) -> str:
     """The text of a scenario file; ``label`` starts the message if it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
@@ -190,7 +190,7 @@ def _resolve(
     ``via`` is the ``file:line`` of the ``base:`` that named this file, if one did.
     """
     try:
-        data, lines = _read_yaml(text, filename)
+        data, lines = read_yaml(text, filename)
     except ScenarioError as exc:
         if not via:
             raise
@@ -206,7 +206,7 @@ def _resolve(
     chain = (*chain, (Path(filename).resolve(), filename))
     base_path = _base_path(target, filename, where, chain)
     shown = str(base_path)
-    text = _read_text(base_path, f"{where}: {shown}")
+    text = read_text(base_path, f"{where}: {shown}")
     base_data, base_lines = _resolve(text, shown, chain, via)
     try:
         merged = _merge(base_data, data, {})
@@ -357,7 +357,14 @@ def _targeted(
 # --- YAML with line numbers -------------------------------------------------------------------
 
 
-def _read_yaml(text: str, filename: str) -> tuple[dict, Lines]:
+def read_yaml(
+    text: str, filename: str, sections: str = "sections (time, population, strategy, ...)"
+) -> tuple[dict, Lines]:
+    """Safe-load a YAML mapping with the file and line where each value was written.
+
+    Shared by every cxsim file format (scenarios, sweeps); ``sections`` says, in an error,
+    what the top-level mapping should hold.
+    """
     try:
         node, data, lines = _compose_and_construct(text, filename)
     except yaml.reader.ReaderError as exc:
@@ -382,8 +389,8 @@ def _read_yaml(text: str, filename: str) -> tuple[dict, Lines]:
         )
     if not isinstance(node, yaml.MappingNode):
         raise ScenarioError(
-            f"{filename}:{node.start_mark.line + 1}: expected a mapping of sections "
-            f"(time, population, strategy, ...), found {_node_kind(node)}"
+            f"{filename}:{node.start_mark.line + 1}: expected a mapping of {sections}, "
+            f"found {_node_kind(node)}"
         )
     return data, lines
 
@@ -605,7 +612,7 @@ def _dotted(path: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _where(filename: str, lines: Lines, path: Path_) -> str:
+def locate(filename: str, lines: Lines, path: Path_) -> str:
     """``file:line`` where the value at ``path`` (or its nearest known parent) was written."""
     probe = tuple(path)
     while probe not in lines and probe:
@@ -625,7 +632,11 @@ _repr.maxother = 60
 _repr.maxlevel = 3
 
 
-def _describe(exc: ValidationError, data: Any, filename: str, lines: Lines) -> str:
+def describe(
+    exc: ValidationError, data: Any, filename: str, lines: Lines, model: type[BaseModel] = Scenario
+) -> str:
+    """pydantic's errors as one line each: ``file:line: field: expected X, found Y``, with a
+    "did you mean" for unknown keys taken from ``model`` (the schema that was validated)."""
     messages = []
     errors = [(_loc(err), err) for err in exc.errors()]
     item_failures = {loc[:depth] for loc, _ in errors for depth in range(len(loc))}
@@ -633,11 +644,11 @@ def _describe(exc: ValidationError, data: Any, filename: str, lines: Lines) -> s
         if err["type"] in ("too_short", "too_long") and loc in item_failures:
             continue  # pydantic counts failed items as missing; the item errors say why
         path = _dotted(loc)
-        where = _where(filename, lines, loc)
+        where = locate(filename, lines, loc)
         kind = err["type"]
         found = _found(err, data, loc)
         if kind == "extra_forbidden":
-            hint = _suggest(loc)
+            hint = _suggest(loc, model)
             messages.append(f"{where}: unknown key {path!r}{hint}")
         elif kind == "missing":
             messages.append(f"{where}: {path}: required field is missing")
@@ -726,9 +737,8 @@ def _expected(err: dict) -> str:
     return err["msg"][0].lower() + err["msg"][1:]
 
 
-def _suggest(loc: Path_) -> str:
+def _suggest(loc: Path_, model: Any = Scenario) -> str:
     """' (did you mean ...?)' for an unknown key, from the fields allowed where it stands."""
-    model: Any = Scenario
     for part in loc[:-1]:
         if isinstance(part, int):
             continue

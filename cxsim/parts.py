@@ -6,6 +6,11 @@ of the scenario, the seed, the engine, the horizon). It is written under a tempo
 renamed when complete, so a half-written part is never read as a finished one. Reading never
 executes anything from the folder (no pickle), and a part that is damaged or was made from
 other settings is refused with a message naming it, never silently used or skipped.
+
+A sweep's parts (``p<point>-s<scenario>-r<replication>/``) are the same kind of folder with less
+in it: the requested figures' per-step columns and a ``meta.json`` that also records the
+parameter point (see :func:`save_sweep_run`). :func:`write_part` and :func:`read_part` are
+shared by both, so both are written and checked the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -42,12 +49,6 @@ def part_name(scenario: int, replication: int) -> str:
 def save(folder: Path, scenario: int, replication: int, spec: Scenario, seed: int,
          engine: str, result) -> Path:  # fmt: skip
     """Write one finished run as a part (temporary folder, then an atomic rename)."""
-    final = folder / part_name(scenario, replication)
-    tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for table in TABLES:
-        getattr(result, table).to_parquet(tmp / f"{table}.parquet", index=False)
     meta = {
         "scenario_index": scenario,
         "replication": replication,
@@ -58,9 +59,39 @@ def save(folder: Path, scenario: int, replication: int, spec: Scenario, seed: in
         "horizon": spec.time.horizon,
         "summary": result.summary,
     }
+    tables = {t: getattr(result, t) for t in TABLES}
+    return write_part(folder, part_name(scenario, replication), tables, meta)
+
+
+def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta: dict) -> Path:
+    """Write ``folder/name/``: each table as Parquet and ``meta`` as JSON, under a temporary
+    name renamed when complete, so a killed writer leaves no part that looks finished."""
+    final = folder / name
+    tmp = folder / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for table, frame in tables.items():
+        frame.to_parquet(tmp / f"{table}.parquet", index=False)
     (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     os.replace(tmp, final)
     return final
+
+
+def read_part(path: Path, expected: Mapping[str, Any], tables: tuple[str, ...]):
+    """(meta, tables) of the part at ``path``, refused with PartError if any ``expected`` entry
+    of its meta differs (it was made from other settings) or a file cannot be read."""
+    meta = _meta(path)
+    wrong = [k for k, v in expected.items() if meta.get(k) != v]
+    if wrong:
+        raise PartError(
+            f"{path}: made from other settings ({', '.join(wrong)} differ from this run's); "
+            "it belongs to another run: move it away or resume the folder it came from"
+        )
+    try:
+        frames = {t: pd.read_parquet(path / f"{t}.parquet") for t in tables}
+    except (OSError, ValueError) as exc:
+        raise PartError(f"{path}: damaged part ({exc}); delete it to run it again") from None
+    return meta, frames
 
 
 def load_all(folder: Path, scenarios: list[Scenario], engine: str, root_seed: int) -> dict:
@@ -79,7 +110,6 @@ def load_all(folder: Path, scenarios: list[Scenario], engine: str, root_seed: in
     hashes = [scenario_hash(s) for s in scenarios]
     out = {}
     for i, r, path in found:
-        meta = _meta(path)
         expected = {
             "scenario_hash": hashes[i] if i < len(scenarios) else "(no such scenario)",
             "seed": seeds[r],
@@ -87,17 +117,51 @@ def load_all(folder: Path, scenarios: list[Scenario], engine: str, root_seed: in
             "replication": r,
             "scenario_index": i,
         }
-        wrong = [k for k, v in expected.items() if meta.get(k) != v]
-        if wrong:
-            raise PartError(
-                f"{path}: made from other settings ({', '.join(wrong)} differ from this run's); "
-                "it belongs to another run: move it away or resume the folder it came from"
-            )
-        try:
-            tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES}
-        except (OSError, ValueError) as exc:
-            raise PartError(f"{path}: damaged part ({exc}); delete it to run it again") from None
+        meta, tables = read_part(path, expected, TABLES)
         out[(i, r)] = RunResult(summary=meta["summary"], **tables)
+    return out
+
+
+# --- sweeps -------------------------------------------------------------------------------
+
+SweepKey = tuple[int, int, int]
+"""(point, scenario index, replication)."""
+_SWEEP_NAME = re.compile(r"^p(\d{6})-s(\d{2})-r(\d{5})$")
+
+
+def sweep_part_name(key: SweepKey) -> str:
+    point, scenario, replication = key
+    return f"p{point:06d}-s{scenario:02d}-r{replication:05d}"
+
+
+def save_sweep_run(folder: Path, key: SweepKey, record: dict, summary: dict[str, float],
+                   steps: pd.DataFrame) -> Path:  # fmt: skip
+    """One finished sweep run: its per-step table, and as meta ``record`` (what it was made
+    from: scenario hash, point, parameter values, seed, engine, horizon) plus its summary."""
+    meta = {**record, "summary": summary}
+    return write_part(folder, sweep_part_name(key), {"steps": steps}, meta)
+
+
+def load_sweep_runs(
+    folder: Path, record: Callable[[SweepKey], dict | None]
+) -> dict[SweepKey, tuple[dict[str, float], pd.DataFrame]]:
+    """Every finished sweep part in ``folder`` as (summary, steps), keyed by (point, scenario,
+    replication); ``record(key)`` is what this sweep would have written for that key (None if
+    the sweep has no such run). A part whose record differs is refused with PartError."""
+    out = {}
+    for path in sorted(folder.iterdir()):
+        m = _SWEEP_NAME.match(path.name)
+        if not m or not path.is_dir():
+            continue
+        key = (int(m[1]), int(m[2]), int(m[3]))
+        expected = record(key)
+        if expected is None:
+            raise PartError(
+                f"{path}: this sweep has no run {key} (point, scenario, replication); it belongs "
+                "to another sweep: move it away or resume the folder it came from"
+            )
+        meta, tables = read_part(path, expected, ("steps",))
+        out[key] = (meta["summary"], tables["steps"])
     return out
 
 

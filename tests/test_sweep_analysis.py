@@ -174,10 +174,11 @@ def test_heatmap_draws_the_break_even_contour_where_the_sign_changes(tmp_path):
     assert _nonempty(stem.with_suffix(".png"))
     assert 'id="break-even"' in stem.with_suffix(".svg").read_text()
     line = pd.read_csv(tmp_path / "break_even.csv")
-    crossed = line.dropna(subset=["strategy.first_contact_resolution"])
+    crossed = line.dropna(subset=["strategy.detection"])
     assert np.allclose(crossed["strategy.first_contact_resolution"],
                        crossed["strategy.detection"], atol=0.01)  # fmt: skip
-    assert set(crossed["direction"]) == {"pays below"}
+    # Along each resolution level, proactive pays above the detection where it breaks even.
+    assert set(crossed["direction"]) == {"pays above"}
     assert "break-even" in (tmp_path / "analysis.md").read_text()
 
 

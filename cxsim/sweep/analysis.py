@@ -210,6 +210,10 @@ def shown(name: str, spec: Scenario, values: np.ndarray | None = None,
     return Shown(1.0, "")
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
@@ -416,7 +420,7 @@ class _Writer:
             pair_text = self.pairs[0] if len(self.pairs) == 1 else "difference"
             self.paths += charts.lines(
                 rows, x, x, self.names, self.pairs, level.axis(name),
-                diff.axis(name, pair_text), f"{figure(name).label} against {x}",
+                diff.axis(name, pair_text), f"{_cap(figure(name).label)} against {x}",
                 self.folder / f"line_{_slug(name)}",
             )  # fmt: skip
 
@@ -438,17 +442,19 @@ class _Writer:
                 self.paths += charts.heatmap(
                     xs, ys, z, uncertain if is_pair else np.zeros_like(uncertain), x, y,
                     scale.axis(name, scenario if is_pair else None),
-                    f"{figure(name).label}: {scenario}",
+                    f"{_cap(figure(name).label)}: {scenario}",
                     self.folder / f"heatmap_{_slug(name)}_{_slug(scenario)}",
                     break_even=is_pair,
                 )  # fmt: skip
                 if is_pair:
-                    line = break_even_line(rows, x, y)
+                    # Along each value of the second parameter, where the first (the lever
+                    # decided on) starts to pay.
+                    line = break_even_line(rows, y, x)
                     line.insert(0, "figure", name)
                     line.insert(0, "scenario", scenario)
                     crossings.append(line)
                     if money:
-                        self.lines.append(self._break_even_sentence(line, scenario, name, x, y))
+                        self.lines.append(self._break_even_sentence(line, scenario, name, y, x))
         if crossings:
             self.csv(pd.concat(crossings, ignore_index=True), "break_even.csv")
 
@@ -461,7 +467,7 @@ class _Writer:
                 parts.append(f"{x} = {xv:g}: {side} {y} = {yv:.3g}")
             else:
                 parts.append(f"{x} = {xv:g}: {side}")
-        return f"{figure(name).label}, {pair}, break-even: " + "; ".join(parts) + "."
+        return f"{_cap(figure(name).label)}, {pair}, break-even: " + "; ".join(parts) + "."
 
     # Sensitivity.
 

@@ -1,7 +1,8 @@
-"""The ``cxsim`` command line: run, calibrate, validate, schema, dashboard.
+"""The ``cxsim`` command line: run, sweep, calibrate, validate, schema, dashboard.
 
 User mistakes (a bad scenario value, a missing file) print one clear message and exit with
-status 2, never a traceback.
+status 2, never a traceback. A sweep run that raises after its points were checked is a bug in
+the model: one line naming the point, status 1.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cxsim.loading import (
 from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
+from cxsim.sweep.run import SweepTaskError
 
 
 class UsageError(Exception):
@@ -117,10 +119,26 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="[SCENARIO:]KEY=VALUE"
     )
 
+    sweep = sub.add_parser(
+        "sweep", help="run a sweep file: many parameter points, each on the same seeds"
+    )
+    sweep.add_argument("file", nargs="?", metavar="SWEEP", help="sweep YAML file")
+    sweep.add_argument("--workers", type=_whole(1), help="local processes (default: all cores)")
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on a dask.distributed scheduler instead, e.g. tcp://10.0.0.5:8786",
+    )  # fmt: skip
+    sweep.add_argument("--out", help="parent folder of the new sweep folder (default: results)")
+    sweep.add_argument(
+        "--resume", metavar="FOLDER",
+        help="finish an interrupted sweep (naming SWEEP too checks it is the same sweep)",
+    )  # fmt: skip
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     schema.add_argument(
         "--markdown", action="store_true", help="a Markdown table of every field instead"
     )
+    schema.add_argument("--sweep", action="store_true", help="the sweep file format instead")
 
     dash = sub.add_parser("dashboard", help="the what-if dashboard in the browser")
     dash.add_argument("scenarios", nargs="*", metavar="SCENARIO",
@@ -140,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     except PartError as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
+    except SweepTaskError as exc:
+        print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked before "
+              "it ran): please report it; after a fix, --resume runs what is missing",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
@@ -400,7 +423,80 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from cxsim.sweep.run import resume, run_sweep, start
+    from cxsim.sweep.spec import load_sweep
+
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sets local processes; a Dask scheduler has its own workers")
+    if args.resume:
+        if args.out:
+            raise UsageError("--resume finishes the sweep in its own folder; drop --out")
+        folder = Path(args.resume)
+        sweep = resume(folder, load_sweep(args.file) if args.file else None)
+    elif not args.file:
+        raise UsageError("name a sweep file, or --resume FOLDER")
+    else:
+        sweep = load_sweep(args.file)
+        folder = start(Path(args.out or "results"), sweep)
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    try:
+        result = run_sweep(sweep, workers=args.workers, client=client, folder=folder)
+    except KeyboardInterrupt:
+        done = len([p for p in (folder / "parts").glob("p*") if p.is_dir()])
+        raise InterruptedRun(
+            f"{done} finished run(s) are kept in {folder}; to finish, run: "
+            f"cxsim sweep --resume {shlex.quote(str(folder))}"
+        ) from None
+    finally:
+        if client is not None:
+            client.close()
+    analysis = _analysis()
+    if analysis is not None:
+        analysis(result, folder)
+    spec = sweep.spec
+    print(
+        f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "
+        f"{spec.replications} replication(s) = {len(result.runs)} runs, design {spec.design}, "
+        f"engine {spec.engine}, {result.executor}, {result.wall_seconds:.1f} s."
+    )
+    print(f"Results: {folder} (points.csv: mean and 95% CI of {', '.join(spec.figures)} per "
+          "point; runs.parquet, steps.parquet)")  # fmt: skip
+    return 0
+
+
+def _analysis():
+    """The sweep analysis (charts, indices), if this installation has it."""
+    try:
+        from cxsim.sweep.analysis import write_analysis
+    except ModuleNotFoundError as exc:
+        if exc.name != "cxsim.sweep.analysis":
+            raise  # the module is there but something it needs is not: say so
+        return None
+    return write_analysis
+
+
+def _dask_client(address: str):
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"--scheduler {address}: cannot connect ({exc})") from None
+
+
 def _schema(args: argparse.Namespace) -> int:
+    if args.sweep:
+        from cxsim.reference import sweep_markdown
+        from cxsim.sweep.spec import SweepSpec
+
+        if args.markdown:
+            print(sweep_markdown(), end="")
+            return 0
+        schema = SweepSpec.model_json_schema()
+        schema["title"] = "cxsim sweep"
+        print(json.dumps(schema, indent=2))
+        return 0
     if args.markdown:
         from cxsim.reference import markdown
 
@@ -424,6 +520,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run,
+    "sweep": _sweep,
     "calibrate": _calibrate,
     "validate": _validate,
     "schema": _schema,

@@ -1,4 +1,4 @@
-"""The scenario format as a Markdown table, written from the schema itself (docs/SCENARIO.md).
+"""The scenario and sweep formats as Markdown tables, written from the schemas (docs/SCENARIO.md).
 
 Every field with its dotted key, default and description (the unit is in the description), so the
 reference cannot drift from the code: a test checks that docs/SCENARIO.md is what this writes.
@@ -81,4 +81,48 @@ def markdown() -> str:
         "| key | default | meaning (unit) |",
         "|---|---|---|",
     ]
-    return "\n".join(head + _rows(Scenario, Scenario(), "")) + "\n"
+    return "\n".join(head + _rows(Scenario, Scenario(), "")) + "\n\n" + sweep_markdown()
+
+
+def sweep_markdown() -> str:
+    """The sweep file reference: one row per setting, and per way of giving a parameter."""
+    from cxsim.sweep.spec import Parameter, SweepSpec
+
+    head = [
+        "## Sweep files",
+        "",
+        "Written by `cxsim schema --sweep --markdown` from `cxsim/sweep/spec.py`. A sweep file",
+        "(`cxsim sweep FILE`) runs one or more scenarios at many parameter points, every point",
+        "on the same replication seeds. Scenario paths are relative to the sweep file. Each",
+        "parameter is a dotted scenario key (as with `--set`) given as a list of values, a range",
+        "`{low, high, steps}` (grid), bounds `{low, high}` (lhs, sobol, morris, monte_carlo) or",
+        "a distribution (lhs, sobol, monte_carlo, uncertainty). Whole-number fields such as",
+        "`population.customers` are rounded. Errors name the file, line, field, what was",
+        "expected and what was found, and exit with status 2.",
+        "",
+        "```yaml",
+        "scenarios: [reactive.yaml, proactive.yaml]   # answer: proactive - reactive per point",
+        "parameters:",
+        "  strategy.detection: {low: 0.1, high: 0.9, steps: 5}",
+        "  touchpoints.billing.problem_rate: [0.001, 0.002, 0.004]",
+        "design: grid",
+        "replications: 5",
+        "figures: [annual_churn, profit]",
+        "seed: 1",
+        "overrides: {population.customers: 1000, population.prospects: 4000}",
+        "```",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    rows = []
+    for name, field in SweepSpec.model_fields.items():
+        if name == "parameters":
+            rows.append(f"| `parameters` | (required) | {field.description} |")
+            for inner, sub in Parameter.model_fields.items():
+                text = (sub.description or "").replace("|", "/")
+                rows.append(f"| `parameters.<key>.{inner}` | | {text} |")
+            continue
+        default = "(required)" if field.is_required() else _show(field.default)
+        rows.append(f"| `{name}` | {default} | {(field.description or '').replace('|', '/')} |")
+    return "\n".join(head + rows) + "\n"

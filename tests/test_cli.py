@@ -296,7 +296,10 @@ def test_the_scenario_reference_in_docs_is_up_to_date():
     assert (ROOT / "docs" / "SCENARIO.md").read_text(encoding="utf-8") == markdown(), (
         "docs/SCENARIO.md is stale: run `cxsim schema --markdown > docs/SCENARIO.md`"
     )
-    fields = [line for line in markdown().splitlines() if line.startswith("| `")]
+    scenario_part, sweep_part = markdown().split("## Sweep files")
+    fields = [line for line in scenario_part.splitlines() if line.startswith("| `")]
+    settings = [line for line in sweep_part.splitlines() if line.startswith("| `")]
+    assert len(settings) > 15 and not [line for line in settings if line.endswith("|  |")]
     assert len(fields) > 60 and all(line.count("|") == 4 for line in fields)
     assert not [line for line in fields if line.endswith("|  |")], "a field has no description"
     no_unit = [line for line in fields if not line.rstrip(" |").endswith(")")]

@@ -30,7 +30,7 @@ from cxsim.sweep.analysis import (
     write_analysis,
 )
 
-from .conftest import SHIPPED, small
+from .conftest import ROOT, SHIPPED, small
 
 
 @dataclass
@@ -252,3 +252,44 @@ def test_simulate_returns_the_registry_figures_and_is_reproducible():
     # Keyword names with __ for dots, as EMA Workbench or a plain call would pass them.
     off = simulate(scenario=SHIPPED[1], seed=11, strategy__detection=0.0, **sizes)
     assert off["problems_detected"] == 0 < first["problems_detected"]
+
+
+def test_print_problem_gives_the_salib_problem_of_a_sweep_file(capsys):
+    import json
+
+    from cxsim.cli import main
+
+    assert main(["sweep", str(ROOT / "scenarios/sensitivity_morris.yaml"), "--print-problem"]) == 0
+    problem = json.loads(capsys.readouterr().out)
+    assert problem["num_vars"] == len(problem["names"]) == 13
+    assert problem["bounds"][problem["names"].index("strategy.detection")] == [0.0, 0.9]
+
+
+# --- the shipped sweep files ------------------------------------------------------------------
+
+EXAMPLES = {  # file: (design, points, scenarios x replications), as their comments promise
+    "sweep_detection_vs_resolution": ("grid", 49, 6),
+    "sensitivity_morris": ("morris", 12 * 14, 2),
+    "sensitivity_sobol": ("sobol", 128 * 6, 1),
+    "uncertainty_telecom": ("uncertainty", 120, 4),
+}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_shipped_sweep_files_load_at_the_size_they_state(name):
+    from cxsim.sweep import design, load_sweep
+
+    sweep = load_sweep(ROOT / "scenarios" / f"{name}.yaml")
+    points, problem = design(sweep)
+    kind, size, per_point = EXAMPLES[name]
+    assert sweep.spec.design == kind and len(points) == size
+    assert len(sweep.scenarios) * sweep.spec.replications == per_point
+    assert len(problem["names"]) >= (10 if kind == "morris" else 2)
+
+
+def test_the_reactive_baseline_ignores_proactive_levers_a_sweep_sets():
+    sizes = {"population.customers": 100, "population.prospects": 300, "time.horizon": 26}
+    levers = {"strategy.detection": 0.8, "strategy.outreach": 0.05, "strategy.costs.fixed": 1e4}
+    plain = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes)
+    swept = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes, **levers)
+    assert swept == plain and swept["cost_programme"] == 0

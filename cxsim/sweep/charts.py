@@ -120,9 +120,15 @@ def morris(indices: pd.DataFrame, unit: str, title: str, stem: Path) -> list[Pat
     ranked = indices.sort_values("mu_star")
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.3 * len(ranked) + 3.5))
     left.scatter(indices["mu_star"], indices["sigma"], color=COLOURS[1], zorder=3)
-    for row in indices.itertuples():
-        left.annotate(row.parameter, (row.mu_star, row.sigma), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    # Names only for the parameters that stand out; the crowd near the origin gets its rank,
+    # which the bar chart on the right spells out.
+    ranks = indices["mu_star"].rank(ascending=False, method="first").astype(int)
+    big = float(indices["mu_star"].max()) * 0.15
+    for row, rank in zip(indices.itertuples(), ranks, strict=True):
+        text = f"{rank} {row.parameter}" if row.mu_star >= big and rank <= 8 else str(rank)
+        # Alternate above and below, so neighbours of similar sigma do not write over each other.
+        left.annotate(text, (row.mu_star, row.sigma), fontsize=7,
+                      xytext=(3, 3 if rank % 2 else -9), textcoords="offset points")  # fmt: skip
     # Below the line sigma = mu*, a parameter acts mostly alone and the same way everywhere;
     # above it, its effect depends on where the others are (interactions or curvature).
     top = float(max(indices["mu_star"].max(), indices["sigma"].max(), 0) * 1.05) or 1.0
@@ -133,7 +139,9 @@ def morris(indices: pd.DataFrame, unit: str, title: str, stem: Path) -> list[Pat
     left.set_ylabel(f"sigma (spread of the effect, {unit})")
     left.legend(frameon=False, fontsize=8)
     left.grid(alpha=0.3)
-    right.barh(ranked["parameter"], ranked["mu_star"], xerr=ranked["mu_star_conf"],
+    order = ranked["mu_star"].rank(ascending=False, method="first").astype(int)
+    labels = [f"{p} ({r})" for p, r in zip(ranked["parameter"], order, strict=True)]
+    right.barh(labels, ranked["mu_star"], xerr=ranked["mu_star_conf"],
                color=COLOURS[1], alpha=0.8, capsize=2)  # fmt: skip
     right.set_xlabel(f"mu* ({unit}), 95% CI")
     right.grid(alpha=0.3, axis="x")
@@ -168,8 +176,10 @@ def net_benefit(
     with break-even, the median and the share of worlds where it pays written on it."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     bins = np.histogram_bin_edges(values, bins=min(40, max(10, len(values) // 5)))
-    ax.hist(values[values <= 0], bins=bins, color=COLOURS[0], alpha=0.75, label="does not pay")
-    ax.hist(values[values > 0], bins=bins, color=COLOURS[1], alpha=0.75, label="pays")
+    for part, colour, text in ((values[values <= 0], COLOURS[0], "does not pay"),
+                               (values[values > 0], COLOURS[1], "pays")):  # fmt: skip
+        if len(part):
+            ax.hist(part, bins=bins, color=colour, alpha=0.75, label=text)
     ax.axvline(0, color=BREAK_EVEN, lw=1.2)
     ax.axvline(float(np.median(values)), color="#555", ls="--", lw=1, label="median")
     ax.text(0.02, 0.95, f"pays in {share:.0%} of worlds\n(95% CI {low:.0%} to {high:.0%})",

@@ -8,9 +8,10 @@ files; Python keyword names cannot hold dots, so ``strategy__detection=0.5`` mea
 
 With EMA Workbench::
 
-    from ema_workbench import Model, RealParameter, ScalarOutcome
+    from ema_workbench import Constant, Model, RealParameter, ScalarOutcome
     model = Model("cxsim", function=cxsim.simulate)
-    model.uncertainties = [RealParameter("behaviour.problem_fade", 0.1, 0.5)]
+    model.constants = [Constant("scenario", "scenarios/proactive.yaml")]
+    model.uncertainties = [RealParameter("behaviour__problem_fade", 0.1, 0.5)]
     model.outcomes = [ScalarOutcome("profit"), ScalarOutcome("annual_churn")]
 """
 

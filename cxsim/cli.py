@@ -464,8 +464,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     analysis = _analysis()
-    if analysis is not None:
-        analysis(result, folder)
+    written = analysis(result, folder) if analysis is not None else []
     spec = sweep.spec
     print(
         f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "
@@ -474,6 +473,12 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     print(f"Results: {folder} (points.csv: mean and 95% CI of {', '.join(spec.figures)} per "
           "point; runs.parquet, steps.parquet)")  # fmt: skip
+    headline = folder / "analysis.md"
+    if headline in written:
+        # The analysis's one-sentence answers, then where its charts and tables are.
+        print(headline.read_text(encoding="utf-8").split("\n", 2)[-1].rstrip())
+        charts = len({p.stem for p in written if p.suffix == ".png"})
+        print(f"Analysis: {charts} chart(s) (PNG and SVG) and tables in {folder}")
     return 0
 
 

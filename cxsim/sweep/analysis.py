@@ -405,7 +405,12 @@ class _Writer:
         table = point_table(self.runs, self.names, self.parameters, self.figures)
         if len(self.parameters) == 1:
             self.one_d(table, self.parameters[0])
-        elif len(self.parameters) == 2 and self.kind == "grid":
+        # A heatmap needs numbers on both axes (a grid of words gets the tables only).
+        elif (
+            len(self.parameters) == 2
+            and self.kind == "grid"
+            and all(pd.api.types.is_numeric_dtype(self.runs[p]) for p in self.parameters)
+        ):
             self.two_d(table, *self.parameters)
 
     def one_d(self, table: pd.DataFrame, x: str) -> None:

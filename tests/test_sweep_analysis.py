@@ -293,3 +293,46 @@ def test_the_reactive_baseline_ignores_proactive_levers_a_sweep_sets():
     plain = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes)
     swept = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes, **levers)
     assert swept == plain and swept["cost_programme"] == 0
+
+
+# --- on a real sweep --------------------------------------------------------------------------
+
+SMALL_SWEEP = """
+scenarios: [{reactive}, {proactive}]
+parameters:
+{parameters}
+design: {design}
+{size}
+replications: 2
+figures: [profit, annual_churn]
+seed: 3
+overrides: {{population.customers: 60, population.prospects: 200, time.horizon: 12}}
+"""
+
+
+@pytest.mark.parametrize(("design", "size", "parameters", "written"), [
+    ("grid", "", "  strategy.detection: [0.0, 0.9]\n"
+     "  strategy.first_contact_resolution: [0.3, 0.9]", "heatmap_profit_proactive_reactive.svg"),
+    ("morris", "points: 3", "  strategy.detection: {low: 0, high: 0.9}\n"
+     "  behaviour.problem_fade: {low: 0.1, high: 0.5}", "morris.csv"),
+    ("uncertainty", "points: 6", "  behaviour.problem_fade: {distribution: uniform, low: 0.1, "
+     "high: 0.5}", "uncertainty.csv"),
+])  # fmt: skip
+def test_analysis_of_a_real_sweep_and_of_its_folder_read_back(tmp_path, design, size,
+                                                               parameters, written):  # fmt: skip
+    """The sweep core's own result, in memory and loaded from its folder, gives the same
+    analysis (the interface the command relies on)."""
+    from cxsim.sweep import load_sweep, run_sweep
+    from cxsim.sweep.run import load_result
+
+    text = SMALL_SWEEP.format(reactive=SHIPPED[0], proactive=SHIPPED[1], parameters=parameters,
+                              design=design, size=size)  # fmt: skip
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = run_sweep(load_sweep(path), out=tmp_path, workers=1, progress=False)
+    fresh = {p.name for p in write_analysis(result, tmp_path / "fresh")}
+    again = {p.name for p in write_analysis(load_result(result.folder), tmp_path / "again")}
+    assert written in fresh and fresh == again
+    table = sorted(fresh & {"morris.csv", "uncertainty.csv", "break_even.csv"})
+    for name in table:
+        assert (tmp_path / "fresh" / name).read_text() == (tmp_path / "again" / name).read_text()

@@ -6,11 +6,13 @@ Quick use from Python::
     model = VectorModel(load_scenario("scenarios/proactive.yaml"), rng=1).run()
     model.metrics_frame()        # per-step metrics
     model.customer_table()       # one row per customer spell
+    simulate(scenario="scenarios/proactive.yaml", **{"strategy.detection": 0.7}, seed=1)
 """
 
 from cxsim import compat
 from cxsim.engines import ENGINES, AgentsModel, CustomerModel, VectorModel
 from cxsim.experiment import run_experiment, run_once
+from cxsim.interop import simulate
 from cxsim.loading import ScenarioError, load_scenario, parse_scenario
 from cxsim.scenario import Scenario
 
@@ -28,4 +30,5 @@ __all__ = [
     "parse_scenario",
     "run_experiment",
     "run_once",
+    "simulate",
 ]

@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", metavar="FOLDER",
         help="finish an interrupted sweep (naming SWEEP too checks it is the same sweep)",
     )  # fmt: skip
+    sweep.add_argument(
+        "--print-problem", action="store_true",
+        help="print the sweep's SALib problem (names, bounds, dists) as JSON and stop",
+    )  # fmt: skip
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     schema.add_argument(
@@ -427,6 +431,14 @@ def _sweep(args: argparse.Namespace) -> int:
     from cxsim.sweep.run import resume, run_sweep, start
     from cxsim.sweep.spec import load_sweep
 
+    if args.print_problem:
+        if not args.file:
+            raise UsageError("--print-problem needs a sweep file")
+        from cxsim.sweep.design import problem_of
+
+        # The same problem the design is sampled from, for SALib or other tools outside cxsim.
+        print(json.dumps(problem_of(load_sweep(args.file)), indent=2))
+        return 0
     if args.scheduler and args.workers:
         raise UsageError("--workers sets local processes; a Dask scheduler has its own workers")
     if args.resume:
@@ -452,8 +464,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     analysis = _analysis()
-    if analysis is not None:
-        analysis(result, folder)
+    written = analysis(result, folder) if analysis is not None else []
     spec = sweep.spec
     print(
         f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "
@@ -462,6 +473,12 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     print(f"Results: {folder} (points.csv: mean and 95% CI of {', '.join(spec.figures)} per "
           "point; runs.parquet, steps.parquet)")  # fmt: skip
+    headline = folder / "analysis.md"
+    if headline in written:
+        # The analysis's one-sentence answers, then where its charts and tables are.
+        print(headline.read_text(encoding="utf-8").split("\n", 2)[-1].rstrip())
+        charts = len({p.stem for p in written if p.suffix == ".png"})
+        print(f"Analysis: {charts} chart(s) (PNG and SVG) and tables in {folder}")
     return 0
 
 

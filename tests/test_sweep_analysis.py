@@ -287,12 +287,24 @@ def test_shipped_sweep_files_load_at_the_size_they_state(name):
     assert len(problem["names"]) >= (10 if kind == "morris" else 2)
 
 
-def test_the_reactive_baseline_ignores_proactive_levers_a_sweep_sets():
-    sizes = {"population.customers": 100, "population.prospects": 300, "time.horizon": 26}
-    levers = {"strategy.detection": 0.8, "strategy.outreach": 0.05, "strategy.costs.fixed": 1e4}
-    plain = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes)
-    swept = simulate(scenario=ROOT / "scenarios/reactive_fixed.yaml", seed=3, **sizes, **levers)
-    assert swept == plain and swept["cost_programme"] == 0
+def test_a_targeted_parameter_reaches_only_its_scenario():
+    """`proactive:strategy.detection` varies detection in the proactive scenario only; the
+    support lever without a target varies in both (the shipped grid)."""
+    from cxsim.sweep import design, load_sweep
+    from cxsim.sweep.design import point_overrides
+    from cxsim.sweep.spec import targeted
+
+    sweep = load_sweep(ROOT / "scenarios" / "sweep_detection_vs_resolution.yaml")
+    points, _ = design(sweep)
+    last = point_overrides(points, len(points) - 1)
+    reactive, proactive = (targeted(last, i, s, src) for i, (s, src) in enumerate(
+        zip(sweep.scenarios, sweep.scenario_sources, strict=True)))  # fmt: skip
+    assert "strategy.detection" not in reactive
+    assert proactive["strategy.detection"] == pytest.approx(0.9)
+    assert reactive["strategy.first_contact_resolution"] == pytest.approx(0.9)
+    assert proactive["strategy.first_contact_resolution"] == pytest.approx(0.9)
+    assert sweep.scenarios[0].strategy.costs.per_customer == 0.0  # overrides targeted too
+    assert sweep.scenarios[1].strategy.costs.per_customer == 1.5
 
 
 # --- on a real sweep --------------------------------------------------------------------------

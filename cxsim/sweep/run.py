@@ -40,7 +40,7 @@ from cxsim.metrics import STEP_METRICS, figure, run_summary
 from cxsim.results import PARTS, PLAN, ResultsError, _atomic, git_commit, new_folder, versions
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
-from cxsim.sweep.spec import Sweep, unblame
+from cxsim.sweep.spec import Sweep, targeted, unblame
 
 TAGS = [POINT, "scenario", "replication", "seed"]
 SWEEP_PACKAGES = ["SALib", "dask", "distributed"]
@@ -236,8 +236,9 @@ def _tasks(sweep: Sweep, points: pd.DataFrame, seeds: list[int]) -> list[SweepTa
     for p in range(len(points)):
         overrides = point_overrides(points, p)
         for s, base in enumerate(sweep.scenarios):
+            mine = targeted(overrides, s, base, sweep.scenario_sources[s])
             try:
-                spec = apply_overrides(base, overrides)
+                spec = apply_overrides(base, mine)
                 guards.check(spec, sweep.source, sweep.spec.engine)
             except ScenarioError as exc:
                 message = unblame(str(exc))
@@ -246,7 +247,7 @@ def _tasks(sweep: Sweep, points: pd.DataFrame, seeds: list[int]) -> list[SweepTa
                     f"{message}"
                 ) from None
             for r, seed in enumerate(seeds):
-                tasks.append(SweepTask(len(tasks), p, s, r, seed, overrides, spec,
+                tasks.append(SweepTask(len(tasks), p, s, r, seed, mine, spec,
                                        sweep.spec.engine, columns))  # fmt: skip
     return tasks
 

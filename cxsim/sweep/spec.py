@@ -186,7 +186,8 @@ class SweepSpec(BaseModel):
     @classmethod
     def _dotted_keys(cls, value: dict) -> dict:
         for key in value:
-            if not key or any(not part.strip() for part in key.split(".")):
+            dotted = key.partition(":")[2] if ":" in key else key
+            if not dotted or any(not part.strip() for part in dotted.split(".")):
                 raise ValueError(f"expected dotted scenario keys such as strategy.detection, "
                                  f"found {key!r}")  # fmt: skip
         return value
@@ -311,22 +312,31 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
             spec_i = load_scenario(source)
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
-        spec_i = _override(spec_i, spec.overrides, locate(filename, lines, ("overrides",)),
-                           "overrides")  # fmt: skip
+        spec_i = _override(spec_i, targeted(spec.overrides, i, spec_i, str(source)),
+                           locate(filename, lines, ("overrides",)), "overrides")  # fmt: skip
         sources.append(str(source))
         scenarios.append(spec_i)
     _check_together(scenarios, filename, lines)
     integers = set()
     for name, parameter in spec.parameters.items():
         where = locate(filename, lines, ("parameters", name))
-        for scenario in scenarios:
-            current = _value_at(scenario, name)
+        unknown = [t for t in _targets({name: None}) if _match(t, scenarios, sources) is None]
+        if unknown:
+            raise ScenarioError(
+                f"{where}: parameters.{name}: no scenario {unknown[0]!r} in this sweep; name one "
+                f"of {', '.join(repr(s.name) for s in scenarios)} (or its file stem or position)"
+            )
+        for i, scenario in enumerate(scenarios):
+            key = next(iter(targeted({name: None}, i, scenario, sources[i])), None)
+            if key is None:
+                continue  # the parameter is another scenario's
+            current = _value_at(scenario, key)
             if isinstance(current, int) and not isinstance(current, bool):
                 integers.add(name)
             for value in parameter.probes():
                 if name in integers and isinstance(value, float):
                     value = round(value)
-                _override(scenario, {name: value}, where, f"parameters.{name}")
+                _override(scenario, {key: value}, where, f"parameters.{name}")
     return Sweep(spec, filename, sources, scenarios, frozenset(integers))
 
 
@@ -373,3 +383,39 @@ def _value_at(scenario: Scenario, dotted: str) -> Any:
         else:
             return None
     return node
+
+
+def _targets(overrides: dict) -> list[str]:
+    """The scenario targets named in keys such as ``proactive:strategy.detection``."""
+    return [key.partition(":")[0] for key in overrides if ":" in key]
+
+
+def _match(target: str, scenarios: list[Scenario], sources: list[str]) -> int | None:
+    """Index of the scenario a target names: a 1-based position, its name, or its file stem."""
+    if target.isdigit():
+        return int(target) - 1 if 0 < int(target) <= len(scenarios) else None
+    for i, s in enumerate(scenarios):
+        if s.name == target:
+            return i
+    for i, source in enumerate(sources):
+        if Path(source).stem == target:
+            return i
+    return None
+
+
+def targeted(overrides: dict, index: int, scenario: Scenario, source: str) -> dict:
+    """The overrides that apply to one scenario of a sweep, with their targets removed: keys
+    without a target apply to every scenario; ``NAME:key`` only to the scenario NAME names
+    (its name, file stem or 1-based position), as with ``cxsim run --set NAME:key=value``."""
+    out = {}
+    for key, value in overrides.items():
+        target, colon, dotted = key.partition(":")
+        if not colon:
+            out[key] = value
+        elif (
+            target.isdigit()
+            and int(target) == index + 1
+            or target in (scenario.name, Path(source).stem)
+        ):
+            out[dotted] = value
+    return out

@@ -82,6 +82,8 @@ class VectorModel(CustomerModel):
             _F
         )
         self._closed: list[tuple[np.ndarray, ...]] = []
+        self._heard: np.ndarray | None = None  # packed contact counts of everyone (see _hear)
+        self._voices: np.ndarray | None = None  # the packed voices they were counted from
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -143,10 +145,43 @@ class VectorModel(CustomerModel):
             promoters = self.adjacency @ promoter.astype(np.int32)
             detractors = self.adjacency @ detractor.astype(np.int32)
             return promoters[prospects], detractors[prospects]
-        # One integer product counts both: promoters in the low 16 bits, detractors above.
+        # One integer counts both: promoters in the low 16 bits, detractors above.
         voices = promoter.astype(np.int32) | (detractor.astype(np.int32) << 16)
-        counts = (self.adjacency @ voices)[prospects]
+        self._hear(voices)
+        counts = self._heard[prospects]
         return counts & 0xFFFF, counts >> 16
+
+    def _hear(self, voices: np.ndarray) -> None:
+        """Bring every person's packed contact counts up to date with this step's voices.
+
+        Few people change their voice in a step (a customer crossing a promoter or detractor
+        line, joiners, leavers, the churned falling silent), so the counts are updated by the
+        change of those few, sent to their contacts, instead of a full product with the
+        adjacency matrix: the same integers, a fraction of the memory traffic. The counts are
+        linear in the voices, so a packed difference (which may be negative) adds exactly.
+        """
+        if self._heard is None:
+            self._heard = self.adjacency @ voices
+            self._voices = voices
+            return
+        changed = np.flatnonzero(voices != self._voices)
+        indptr, indices = self.adjacency.indptr, self.adjacency.indices
+        if len(changed) > self.n // 16:  # most contacts touched anyway: the product is cheaper
+            self._heard = self.adjacency @ voices
+        elif len(changed):
+            start = indptr[changed]
+            lengths = indptr[changed + 1] - start
+            # Positions of the changed people's contacts in ``indices``, run after run.
+            ends = np.cumsum(lengths)
+            at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
+                start - ends + lengths, lengths
+            )
+            np.add.at(
+                self._heard,
+                indices[at],
+                np.repeat(voices[changed] - self._voices[changed], lengths),
+            )
+        self._voices = voices
 
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.

@@ -358,35 +358,81 @@ class VectorModel(CustomerModel):
         self.churn_step[leavers] = t
         self.cause[leavers] = cause
 
+    def _impressions(self, m: int, stage: int) -> tuple[int, int, np.ndarray]:
+        """Step 1 for a group that keeps no memory of it (prospects): the numbers of good and
+        bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
+        :meth:`_experiences` without its per-person arrays."""
+        good = bad = 0
+        spoiled = []
+        for _, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            unhappy = felt[self.rng.random(len(felt)) * p_bad_or_good < p_bad]
+            spoiled.append(unhappy)
+            bad += len(unhappy)
+            good += len(felt) - len(unhappy)
+        return good, bad, np.concatenate(spoiled) if spoiled else np.empty(0, np.int64)
+
     def _prospects_step(
         self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
     ) -> np.ndarray:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
-        the new customers."""
+        the new customers.
+
+        Few prospects buy in a step, so the buyers are drawn by thinning rather than one
+        uniform and a chance per prospect: candidates are picked with a bound ``top`` on the
+        chance of buying (see ``chosen``), and a candidate buys by referral if a uniform v on
+        [0, top) is below its referral chance, else by advertising if v is below its chance of
+        buying by either. That is the same distribution; only candidates' chances are
+        computed. The bound is taken apart for prospects who know no promoter (the most, when
+        customers are few: advertising only) and for the others.
+        """
         b = self.spec.behaviour
-        good, bad, _, _ = self._experiences(people, Stage.PROSPECT)
-        tally.experiences_good += int(good.sum())
-        tally.experiences_bad += int(bad.sum())
-        m = len(people)
+        good, bad, spoiled = self._impressions(len(people), Stage.PROSPECT)
+        tally.experiences_good += good
+        tally.experiences_bad += bad
+        w, q = b.negative_word_of_mouth, b.referral
+        review = self.review_multiplier()
         if self.well_mixed:  # mean-field contact counts, the same for every prospect
-            w, q = b.negative_word_of_mouth, b.referral
-            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
-            referral = np.full(
-                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
-            )
+            warning = _F(rules.warning_factor(detractor_contacts, w.rate, w.impact))
+            referral = _F(rules.referral_chance(promoter_contacts, q.rate, q.conversion))
+            most = float(warning) * max(review, 1.0)
+            top = rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(referral * most, 1.0))
+            groups, tops = [np.arange(len(people))], [top]
         else:
-            factor = self._warning_by_contacts[detractor_contacts]
-            referral = self._referral_by_contacts[promoter_contacts]
-        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
+            most = float(self._warning_by_contacts.max(initial=1.0)) * max(review, 1.0)
+            knows = promoter_contacts > 0
+            told = np.flatnonzero(knows)
+            untold = np.flatnonzero(~knows)
+            best = float(self._referral_by_contacts[promoter_contacts[told].max(initial=0)])
+            groups = [untold, told]
+            tops = [
+                min(b.ad_conversion * most, 1.0),
+                rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(best * most, 1.0)),
+            ]
+        picked = [g[chosen(self.rng, len(g), top)] for g, top in zip(groups, tops, strict=True)]
+        bound = np.concatenate(
+            [np.full(len(c), top, _F) for c, top in zip(picked, tops, strict=True)]
+        )
+        candidates = np.concatenate(picked) if picked else np.empty(0, np.int64)
+        if self.well_mixed:
+            factor = np.full(len(candidates), warning, _F)
+            referral = np.full(len(candidates), referral, _F)
+        else:
+            factor = self._warning_by_contacts[detractor_contacts[candidates]]
+            referral = self._referral_by_contacts[promoter_contacts[candidates]]
+        factor[self.reads_reviews[people[candidates]]] *= _F(review)
         referral = rules.damped(referral, factor)
         ad = rules.damped(b.ad_conversion, factor)
-        u = self.rng.random(m, dtype=_F)
-        open_to_buy = bad == 0  # a bad first impression loses the sale this step
-        by_referral = open_to_buy & (u < referral)
-        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
-        joiners = people[by_referral | by_ads]
+        v = self.rng.random(len(candidates), dtype=_F) * bound
+        bad_first = np.zeros(len(people), bool)  # a bad first impression loses the sale
+        bad_first[spoiled] = True
+        open_to_buy = ~bad_first[candidates]
+        by_referral = open_to_buy & (v < referral)
+        by_ads = open_to_buy & ~by_referral & (v < rules.adoption_chance(ad, referral))
+        buys = by_referral | by_ads
+        joiners = people[candidates[buys]]
         returning = self.churn_step[joiners] >= 0  # former customers: win-backs
-        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
+        channel = np.where(by_referral[buys], Channel.REFERRAL, Channel.ADS)
         self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
         self.spell[joiners] += returning
         self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE

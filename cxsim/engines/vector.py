@@ -20,6 +20,7 @@ from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 _F = np.float32
+_BLOCK = 1 << 16  # person x touchpoint draws up to which a group's visits are drawn in a block
 
 
 @dataclass
@@ -186,17 +187,23 @@ class VectorModel(CustomerModel):
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
 
-        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
+        A small group draws one block of uniforms, a person x touchpoint: a visit is bad if
+        its uniform is below P(bad), good if below P(bad or good). That is a dozen NumPy calls
+        whatever the number of touchpoints, which is what a step costs at the shipped size.
+        A large group draws per touchpoint the people whose visit is good or bad (each with
         chance P(bad or good), see ``chosen``), then each of them is bad with chance
-        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
+        P(bad) / P(bad or good): the same distribution with far fewer random numbers.
         """
         m = len(people)
+        lv = self.levers
+        draws = lv.visit_draws(stage)
+        if m * len(draws) <= _BLOCK and len(draws) <= 24:
+            return self._experiences_block(m, lv, stage)
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
         weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
-        lv = self.levers
-        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
+        for j, p_bad, p_bad_or_good in draws:
             felt = chosen(self.rng, m, p_bad_or_good)
             is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
             unhappy = felt[is_bad]
@@ -205,6 +212,38 @@ class VectorModel(CustomerModel):
             last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
             good[felt[~is_bad]] += 1
         return good, bad, weight, last_bad
+
+    def _experiences_block(self, m: int, lv, stage: int):
+        """:meth:`_experiences` for a small group, from one m x touchpoints block of uniforms.
+
+        The per-person sums are matrix products of the visit outcomes (reductions along short
+        rows are slow in NumPy): bad visits, their summed severity, and a bit per touchpoint
+        whose highest set bit (the float's exponent) is the last bad touchpoint.
+        """
+        draws = lv.visit_draws(stage)
+        if not draws or not m:
+            zero = np.zeros(m, np.int8)
+            return zero, zero.copy(), np.zeros(m, _F), np.full(m, -1, np.int8)
+        key = ("block", stage)  # the thresholds as arrays, kept with the levers they come from
+        if key not in lv.draws:
+            touchpoints = np.array([d[0] for d in draws])
+            ones = np.ones(len(draws), _F)
+            lv.draws[key] = (
+                np.array([d[1] for d in draws], _F),
+                np.array([d[2] for d in draws], _F),
+                ones,
+                # columns: count, severity, bit j (exact in float32 for up to 24 touchpoints)
+                np.stack(
+                    [ones, lv.severity[touchpoints], 2.0 ** np.arange(len(draws))], axis=1
+                ).astype(_F),
+                np.concatenate([[-1], touchpoints]).astype(np.int8),  # by binary exponent
+            )
+        p_bad, p_felt, ones, sums, by_exponent = lv.draws[key]
+        u = self.rng.random((m, len(draws)), dtype=_F)
+        per = (u < p_bad) @ sums
+        bad = per[:, 0].astype(np.int8)
+        good = ((u < p_felt) @ ones).astype(np.int8) - bad
+        return good, bad, per[:, 1].copy(), by_exponent[np.frexp(per[:, 2])[1]]
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally

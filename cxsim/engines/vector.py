@@ -92,8 +92,8 @@ class VectorModel(CustomerModel):
         tally = self.new_tally()
         stage = self.stage
         groups = [np.flatnonzero(stage == g) for g in Stage]
-        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups)
         customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
+        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups, customers)
         onboarding_count = len(groups[Stage.ONBOARDING])
         stayed = self._customers_step(t, customers, onboarding_count, tally)
         joiners = self._prospects_step(
@@ -128,26 +128,34 @@ class VectorModel(CustomerModel):
             problems_open=stayed.problems_open,
         )
 
-    def _word_of_mouth(self, t: int, groups: list[np.ndarray]):
-        """Promoters and detractors each prospect knows, from the start-of-step state."""
-        s, stage = self.satisfaction, self.stage
-        customer = (stage == Stage.ONBOARDING) | (stage == Stage.ACTIVE)
-        ltr = rules.likelihood_to_recommend(s)
-        promoter = customer & (ltr >= rules.PROMOTER_MIN)
-        recent = (stage == Stage.CHURNED) & (
-            t - self.churn_step <= self.spec.behaviour.negative_word_of_mouth.churned_steps
-        )
-        detractor = (customer | recent) & (ltr <= rules.DETRACTOR_MAX)
+    def _word_of_mouth(self, t: int, groups: list[np.ndarray], customers: np.ndarray):
+        """Promoters and detractors each prospect knows, from the start-of-step state.
+
+        Only customers and the recently churned have a voice, so it is worked out over those
+        groups' indices rather than with masks over the whole population.
+        """
+        s = self.satisfaction
+        ltr = rules.likelihood_to_recommend(s[customers])
+        churned = groups[Stage.CHURNED]
+        recent = churned[
+            t - self.churn_step[churned] <= self.spec.behaviour.negative_word_of_mouth.churned_steps
+        ]
+        promoter = ltr >= rules.PROMOTER_MIN
+        detractor = ltr <= rules.DETRACTOR_MAX
+        complaining = rules.likelihood_to_recommend(s[recent]) <= rules.DETRACTOR_MAX
         prospects = groups[Stage.PROSPECT]
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
-            return per * np.count_nonzero(promoter), per * np.count_nonzero(detractor)
+            detractors = np.count_nonzero(detractor) + np.count_nonzero(complaining)
+            return per * np.count_nonzero(promoter), per * detractors
+        # Packed voices: promoter in the low 16 bits, detractor above.
+        voices = np.zeros(self.n, np.int32)
+        voices[customers] = promoter.view(np.int8) | (detractor.astype(np.int32) << 16)
+        voices[recent] = complaining.astype(np.int32) << 16
         if not self._packed:  # someone has 32,768+ contacts: count the two apart
-            promoters = self.adjacency @ promoter.astype(np.int32)
-            detractors = self.adjacency @ detractor.astype(np.int32)
+            promoters = self.adjacency @ (voices & 0xFFFF)
+            detractors = self.adjacency @ (voices >> 16)
             return promoters[prospects], detractors[prospects]
-        # One integer counts both: promoters in the low 16 bits, detractors above.
-        voices = promoter.astype(np.int32) | (detractor.astype(np.int32) << 16)
         self._hear(voices)
         counts = self._heard[prospects]
         return counts & 0xFFFF, counts >> 16

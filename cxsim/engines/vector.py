@@ -27,7 +27,9 @@ _BLOCK = 1 << 16  # person x touchpoint draws up to which a group's visits are d
 class Stayed:
     """What the customers' part of a step leaves behind, for the end-of-step stocks."""
 
-    satisfaction: np.ndarray  # of the customers who stayed
+    promoters: int  # among the customers who stayed
+    detractors: int
+    satisfaction_sum: float
     left_onboarding: int
     left_active: int
     settled: int  # onboarding customers who became active
@@ -108,7 +110,7 @@ class VectorModel(CustomerModel):
         joined = len(joiners)
         to_onboarding = joined if self.spec.behaviour.onboarding_steps else 0
         left = stayed.left_onboarding + stayed.left_active
-        s = np.concatenate([stayed.satisfaction, self.resting[joiners]])
+        s = self.resting[joiners]
         ltr = rules.likelihood_to_recommend(s)
         return Census(
             prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
@@ -122,9 +124,9 @@ class VectorModel(CustomerModel):
             + joined
             - to_onboarding,
             churned=len(groups[Stage.CHURNED]) + left - tally.returned,
-            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
-            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
-            satisfaction_sum=float(s.sum(dtype=np.float64)),
+            promoters=stayed.promoters + int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=stayed.detractors + int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=stayed.satisfaction_sum + float(s.sum(dtype=np.float64)),
             problems_open=stayed.problems_open,
         )
 
@@ -333,8 +335,8 @@ class VectorModel(CustomerModel):
         ).astype(_F)  # fmt: skip
         surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
         surveyed[contacted] = True
-        tally.csat_respondents += int(surveyed.sum())
-        tally.csat_satisfied += int(np.count_nonzero(s[surveyed] >= rules.CSAT_SATISFIED))
+        tally.csat_respondents += int(np.count_nonzero(surveyed))
+        tally.csat_satisfied += int(np.count_nonzero(surveyed & (s >= rules.CSAT_SATISFIED)))
 
         # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
         walk = np.zeros(m, _F)
@@ -349,41 +351,50 @@ class VectorModel(CustomerModel):
             self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
         )
         u = rng.random(m, dtype=_F)
-        leave = u < rules.churn_chance(walk, hazard)
-        walked = leave & (u < walk)
-        cause = np.where(walked, last_bad, len(self.causes) - 1).astype(np.int8)
+        gone = np.flatnonzero(u < rules.churn_chance(walk, hazard))
+        # The cause, for the few who leave: their last bad touchpoint if they walked away.
+        cause = np.where(u[gone] < walk[gone], last_bad[gone], len(self.causes) - 1).astype(np.int8)
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
-        calm = np.flatnonzero(bad == 0)
+        # The calm are drawn from everyone at their rate and the unhappy among them dropped
+        # (they have their own draw): the same chance per calm customer, no index of the calm.
+        picked = chosen(rng, m, r.post_rate)
         posted = np.concatenate(
-            [
-                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
-                calm[chosen(rng, len(calm), r.post_rate)],
-            ]
+            [unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)], picked[bad[picked] == 0]]
         )
         tally.reviews_posted += len(posted)
         tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
 
-        # Write back the customers' state.
+        # Write back the customers' state; stocks of those who stay as all less the leavers.
         self.satisfaction[people] = s
         self.bad_count[people] = count_before + weight
-        problem[leave] = -1
+        problem[gone] = -1
         self.problem[people] = problem
-        self._churn(t, people[leave], cause[leave], tally)
-        stay = ~leave
-        tally.revenue += float(self.arpu[people[stay]].sum(dtype=np.float64))
-        settled = people[:n_onboarding][
-            stay[:n_onboarding]
-            & (t - self.acquired_step[people[:n_onboarding]] >= behaviour.onboarding_steps)
+        left = people[gone]
+        self._churn(t, left, cause, tally)
+        arpu = self.arpu[people].sum(dtype=np.float64) - self.arpu[left].sum(dtype=np.float64)
+        tally.revenue += float(arpu)
+        ltr = rules.likelihood_to_recommend(s)
+        ltr_gone = ltr[gone]
+        onboarding = people[:n_onboarding]
+        stay_onboarding = np.ones(n_onboarding, bool)
+        stay_onboarding[gone[gone < n_onboarding]] = False
+        settled = onboarding[
+            stay_onboarding & (t - self.acquired_step[onboarding] >= behaviour.onboarding_steps)
         ]
         self.stage[settled] = Stage.ACTIVE
+        left_onboarding = int(np.count_nonzero(gone < n_onboarding))
         return Stayed(
-            satisfaction=s[stay],
-            left_onboarding=int(np.count_nonzero(leave[:n_onboarding])),
-            left_active=int(np.count_nonzero(leave[n_onboarding:])),
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN))
+            - int(np.count_nonzero(ltr_gone >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX))
+            - int(np.count_nonzero(ltr_gone <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=float(s.sum(dtype=np.float64) - s[gone].sum(dtype=np.float64)),
+            left_onboarding=left_onboarding,
+            left_active=len(gone) - left_onboarding,
             settled=len(settled),
-            problems_open=int(np.count_nonzero(problem[stay] >= 0)),
+            problems_open=int(np.count_nonzero(problem >= 0)),  # the leavers' were closed
         )
 
     def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:

@@ -1,6 +1,7 @@
-"""Benchmark: the agents and vector engines side by side, and the vector engine at scale.
+"""Benchmark: the agents and vector engines side by side, the vector engine at scale, and the
+README's main command, each against the targets of the speed issue.
 
-    python benchmarks/engines.py            # full: about 5 minutes on two cores
+    python benchmarks/engines.py            # full: about 8 minutes on two cores
     python benchmarks/engines.py --quick    # a smoke run of every part
 
 Every measurement runs in a fresh child process (so peak memory is its own), and the two engines
@@ -12,10 +13,14 @@ person, whatever their stage, counts once per step); building the model is timed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,50 +96,217 @@ def side_by_side(people: int, steps: int, repeats: int) -> list[float]:
     return ratios
 
 
-def throughput(people: int, steps: int) -> None:
+def throughput(people: int, steps: int) -> dict[str, float]:
     print(f"\n2. Vector engine, {people:,} people x {steps} steps, mean degree 10, one core")
+    rates = {}
     for kind in ("watts_strogatz", "erdos_renyi", "barabasi_albert", "well_mixed"):
         r = measure("vector", "reactive", people, steps, kind)
+        rates[kind] = r["rate"]
         print(
             f"   {kind:<16} {r['rate'] / 1e6:6.1f} M person-steps/s  (build {r['build_s']:.1f} s, "
             f"peak {r['peak_mb']:.0f} MB)"
         )
+    return rates
 
 
-def scale(people: int, steps: int) -> None:
+def scale(
+    people: int, steps: int, target_steps: int | None = None, part: int = 3, growth: float = 0.0
+) -> dict:
+    """One big run; with ``target_steps`` the stepping time is also scaled up to that many steps
+    by ``growth``, the ratio of the two horizons' stepping times measured at a smaller size (a
+    step costs more as customers accumulate, so a linear scale-up would undercount)."""
     print(
-        f"\n3. Scale: vector engine, {people:,} people x {steps} steps (Watts-Strogatz, degree 10)"
+        f"\n{part}. Scale: vector engine, {people:,} people x {steps} steps "
+        "(Watts-Strogatz, degree 10)"
     )
     started = time.perf_counter()
     r = measure("vector", "reactive", people, steps)
     wall = time.perf_counter() - started
+    r["bytes_per_person"] = (r["peak_mb"] - r["import_mb"]) * 2**20 / people
     print(
         f"   build {r['build_s']:.1f} s + steps {r['step_s']:.1f} s = "
         f"{r['build_s'] + r['step_s']:.1f} s in the model ({wall:.1f} s with interpreter start "
         f"and imports); {r['rate'] / 1e6:.1f} M person-steps/s; peak memory {r['peak_mb']:.0f} MB "
-        f"(of which {r['import_mb']:.0f} MB after imports); "
-        f"{r['customers_end']:,} customers at the end"
+        f"(of which {r['import_mb']:.0f} MB after imports), "
+        f"{r['bytes_per_person']:.0f} bytes per person; {r['customers_end']:,} customers at the end"
     )
+    if target_steps and target_steps != steps:
+        factor = growth or target_steps / steps
+        r["extrapolated_step_s"] = r["step_s"] * factor
+        print(
+            f"   extrapolated to {target_steps} steps: {r['extrapolated_step_s']:.0f} s stepping "
+            f"(measured {steps} steps x {factor:.1f}, the ratio of {target_steps} to {steps} "
+            "steps at a million people; memory grows only with the closed spells kept)"
+        )
+    return r
+
+
+QUICK_START = ["run", "scenarios/reactive.yaml", "scenarios/proactive.yaml"]
+
+
+def _cxsim() -> list[str]:
+    found = shutil.which("cxsim", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-c", "import sys; from cxsim.cli import main; "
+                                  "sys.exit(main())"]  # fmt: skip
+
+
+def quick_start_child(out: str) -> None:
+    """The README's main command in this process, timing its parts (printed as JSON)."""
+    started = time.perf_counter()
+    import cxsim.cli as cli
+
+    imported = time.perf_counter() - started
+    import cxsim.experiment as experiment
+    import cxsim.findings as findings
+    import cxsim.parts as parts
+    import cxsim.report as report
+    import cxsim.results as results
+
+    spent: dict[str, float] = {}
+
+    def timing(inner, label: str):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+
+        return wrapper
+
+    def timed(owner, name: str, label: str) -> None:
+        setattr(owner, name, timing(getattr(owner, name), label))
+
+    timed(experiment, "run_experiment", "simulating (pool, runs, saving parts)")
+    timed(parts, "save", "  saving each run as a part")
+    execute = experiment._execute
+
+    def first_result(*args):
+        t = time.perf_counter()
+        for n, item in enumerate(execute(*args)):
+            if n == 0:
+                spent["  pool start to first run back"] = time.perf_counter() - t
+            yield item
+
+    experiment._execute = first_result
+    for i, writer in enumerate(results.WRITERS):  # frozen dataclasses: replaced, not patched
+        label = "charts (9 PNG)" if writer.name == "charts" else "tables (CSV, Parquet)"
+        results.WRITERS[i] = dataclasses.replace(writer, write=timing(writer.write, label))
+    timed(findings, "report_content", "report.html")
+    timed(report, "write_report", "report.html")
+    timed(cli, "_print_figures", "printing the figures")
+    Path(out).mkdir(parents=True, exist_ok=True)  # the run writes a new folder inside
+    quiet = open(Path(out) / "stdout.txt", "w")  # noqa: SIM115 (closed below)
+    stdout, sys.stdout = sys.stdout, quiet
+    try:
+        t = time.perf_counter()
+        cli.main([*QUICK_START, "--out", out])
+        main_s = time.perf_counter() - t
+    finally:
+        sys.stdout = stdout
+        quiet.close()
+    print(json.dumps({"imports": imported, "main": main_s, **spent}))
+
+
+def quick_start(repeats: int) -> dict:
+    print(f"\n5. README main command (cxsim {' '.join(QUICK_START)}), median of {repeats}")
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([*_cxsim(), *QUICK_START, "--out", f"{tmp}/w{i}"], cwd=ROOT,
+                           check=True, capture_output=True)  # fmt: skip
+            walls.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--quick-start-child", f"{tmp}/parts"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - t
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    median = statistics.median(walls)
+    print(f"   wall {median:.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)})")
+    print(f"   one more run, timed inside: {wall:.2f} s wall, of which")
+    print(f"     {'interpreter start':<40} {wall - parts['imports'] - parts['main']:6.2f} s")
+    print(f"     {'imports (cxsim.cli)':<40} {parts['imports']:6.2f} s")
+    outside = parts["main"]
+    for key, value in parts.items():
+        if key in ("imports", "main"):
+            continue
+        print(f"     {key:<40} {value:6.2f} s")
+        if not key.startswith("  "):
+            outside -= value
+    print(f"     {'the rest (plan, manifest, folder)':<40} {outside:6.2f} s")
+    return {"median": median, **parts}
+
+
+def targets(ratios: list[float], rates: dict, big: dict, huge: dict, quick: dict) -> None:
+    """Every target of the speed issue against what this run measured."""
+    ws = rates["watts_strogatz"]
+    worst = min(rates.values())
+
+    def line(name: str, measured: str, met: bool) -> None:
+        print(f"   {'met    ' if met else 'not met'}  {name:<58} {measured}")
+
+    print("\nTargets (this run)")
+    line(
+        "vector >= 100x agents at the shipped size (both scenarios)",
+        " / ".join(f"{r:.0f}x" for r in ratios),
+        min(ratios) >= 100,
+    )
+    line(">= 50 M person-steps/s, 1M x 52, Watts-Strogatz", f"{ws / 1e6:.1f} M", ws >= 50e6)
+    line("other networks within 30% of it", f"slowest {worst / ws:.0%} of it", worst >= 0.7 * ws)
+    line(
+        "1M x 520 steps in <= 10 s stepping",
+        f"{big['step_s']:.1f} s, peak {big['peak_mb']:.0f} MB",
+        big["step_s"] <= 10,
+    )
+    steps = huge.get("extrapolated_step_s", huge["step_s"])
+    line(
+        "10M x 520 on this machine; <= 200 bytes per person",
+        f"{steps:.0f} s stepping, peak {huge['peak_mb'] / 1024:.1f} GB, "
+        f"{huge['bytes_per_person']:.0f} B/person",
+        huge["bytes_per_person"] <= 200,
+    )
+    line("README main command <= 4 s wall (median of 5)", f"{quick['median']:.2f} s",
+         quick["median"] <= 4)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to check it runs")
+    parser.add_argument(
+        "--ten-million-steps",
+        type=int,
+        default=52,
+        help="steps of the 10M run (520 takes some minutes; fewer are scaled up)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--quick-start-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()  # fmt: skip
     if args.child:
         engine, scenario, people, steps, *kind = args.child
         child(engine, scenario, int(people), int(steps), kind[0] if kind else None)
         return
+    if args.quick_start_child:
+        quick_start_child(args.quick_start_child)
+        return
     if args.quick:
-        side_by_side(2_000, 20, 1)
-        throughput(50_000, 10)
-        scale(100_000, 20)
+        ratios = side_by_side(2_000, 20, 1)
+        rates = throughput(50_000, 10)
+        big = scale(100_000, 20)
+        huge = scale(200_000, 5, target_steps=20, part=4)
+        quick = quick_start(1)
     else:
-        side_by_side(10_000, 156, 3)  # the shipped size: 10,000 people, 2,000 customers at start
+        ratios = side_by_side(10_000, 156, 3)  # the shipped size: 10,000 people, 2,000 customers
         side_by_side(50_000, 52, 2)  # 10,000 customers at start (and 40,000 prospects)
-        throughput(1_000_000, 52)
-        scale(1_000_000, 520)
+        rates = throughput(1_000_000, 52)
+        big = scale(1_000_000, 520)
+        at_52 = 1_000_000 * 52 / rates["watts_strogatz"]  # stepping time of 1M x 52
+        growth = big["step_s"] / at_52 if args.ten_million_steps == 52 else 0.0
+        huge = scale(10_000_000, args.ten_million_steps, target_steps=520, part=4, growth=growth)
+        quick = quick_start(5)
+    targets(ratios, rates, big, huge, quick)
 
 
 if __name__ == "__main__":

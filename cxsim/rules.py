@@ -77,6 +77,13 @@ def _power(base: float, counts, like):
     if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
         table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
         return table.astype(getattr(like, "dtype", np.float64))[counts]
+    if isinstance(counts, np.ndarray) and counts.dtype.kind == "f" and counts.size:
+        # Weighted counts are mostly 0 (no bad experience this step) and base ** 0 is 1: the
+        # power is taken only where it is not, the same values for a tenth of the work.
+        out = np.ones_like(counts)
+        some = np.flatnonzero(counts)
+        out[some] = base ** counts[some]
+        return out
     return base**counts
 
 

@@ -20,13 +20,16 @@ from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 _F = np.float32
+_BLOCK = 1 << 16  # person x touchpoint draws up to which a group's visits are drawn in a block
 
 
 @dataclass
 class Stayed:
     """What the customers' part of a step leaves behind, for the end-of-step stocks."""
 
-    satisfaction: np.ndarray  # of the customers who stayed
+    promoters: int  # among the customers who stayed
+    detractors: int
+    satisfaction_sum: float
     left_onboarding: int
     left_active: int
     settled: int  # onboarding customers who became active
@@ -82,6 +85,8 @@ class VectorModel(CustomerModel):
             _F
         )
         self._closed: list[tuple[np.ndarray, ...]] = []
+        self._heard: np.ndarray | None = None  # packed contact counts of everyone (see _hear)
+        self._voices: np.ndarray | None = None  # the packed voices they were counted from
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -89,8 +94,8 @@ class VectorModel(CustomerModel):
         tally = self.new_tally()
         stage = self.stage
         groups = [np.flatnonzero(stage == g) for g in Stage]
-        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups)
         customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
+        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups, customers)
         onboarding_count = len(groups[Stage.ONBOARDING])
         stayed = self._customers_step(t, customers, onboarding_count, tally)
         joiners = self._prospects_step(
@@ -105,7 +110,7 @@ class VectorModel(CustomerModel):
         joined = len(joiners)
         to_onboarding = joined if self.spec.behaviour.onboarding_steps else 0
         left = stayed.left_onboarding + stayed.left_active
-        s = np.concatenate([stayed.satisfaction, self.resting[joiners]])
+        s = self.resting[joiners]
         ltr = rules.likelihood_to_recommend(s)
         return Census(
             prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
@@ -119,49 +124,96 @@ class VectorModel(CustomerModel):
             + joined
             - to_onboarding,
             churned=len(groups[Stage.CHURNED]) + left - tally.returned,
-            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
-            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
-            satisfaction_sum=float(s.sum(dtype=np.float64)),
+            promoters=stayed.promoters + int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=stayed.detractors + int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=stayed.satisfaction_sum + float(s.sum(dtype=np.float64)),
             problems_open=stayed.problems_open,
         )
 
-    def _word_of_mouth(self, t: int, groups: list[np.ndarray]):
-        """Promoters and detractors each prospect knows, from the start-of-step state."""
-        s, stage = self.satisfaction, self.stage
-        customer = (stage == Stage.ONBOARDING) | (stage == Stage.ACTIVE)
-        ltr = rules.likelihood_to_recommend(s)
-        promoter = customer & (ltr >= rules.PROMOTER_MIN)
-        recent = (stage == Stage.CHURNED) & (
-            t - self.churn_step <= self.spec.behaviour.negative_word_of_mouth.churned_steps
-        )
-        detractor = (customer | recent) & (ltr <= rules.DETRACTOR_MAX)
+    def _word_of_mouth(self, t: int, groups: list[np.ndarray], customers: np.ndarray):
+        """Promoters and detractors each prospect knows, from the start-of-step state.
+
+        Only customers and the recently churned have a voice, so it is worked out over those
+        groups' indices rather than with masks over the whole population.
+        """
+        s = self.satisfaction
+        ltr = rules.likelihood_to_recommend(s[customers])
+        churned = groups[Stage.CHURNED]
+        recent = churned[
+            t - self.churn_step[churned] <= self.spec.behaviour.negative_word_of_mouth.churned_steps
+        ]
+        promoter = ltr >= rules.PROMOTER_MIN
+        detractor = ltr <= rules.DETRACTOR_MAX
+        complaining = rules.likelihood_to_recommend(s[recent]) <= rules.DETRACTOR_MAX
         prospects = groups[Stage.PROSPECT]
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
-            return per * np.count_nonzero(promoter), per * np.count_nonzero(detractor)
+            detractors = np.count_nonzero(detractor) + np.count_nonzero(complaining)
+            return per * np.count_nonzero(promoter), per * detractors
+        # Packed voices: promoter in the low 16 bits, detractor above.
+        voices = np.zeros(self.n, np.int32)
+        voices[customers] = promoter.view(np.int8) | (detractor.astype(np.int32) << 16)
+        voices[recent] = complaining.astype(np.int32) << 16
         if not self._packed:  # someone has 32,768+ contacts: count the two apart
-            promoters = self.adjacency @ promoter.astype(np.int32)
-            detractors = self.adjacency @ detractor.astype(np.int32)
+            promoters = self.adjacency @ (voices & 0xFFFF)
+            detractors = self.adjacency @ (voices >> 16)
             return promoters[prospects], detractors[prospects]
-        # One integer product counts both: promoters in the low 16 bits, detractors above.
-        voices = promoter.astype(np.int32) | (detractor.astype(np.int32) << 16)
-        counts = (self.adjacency @ voices)[prospects]
+        self._hear(voices)
+        counts = self._heard[prospects]
         return counts & 0xFFFF, counts >> 16
+
+    def _hear(self, voices: np.ndarray) -> None:
+        """Bring every person's packed contact counts up to date with this step's voices.
+
+        Few people change their voice in a step (a customer crossing a promoter or detractor
+        line, joiners, leavers, the churned falling silent), so the counts are updated by the
+        change of those few, sent to their contacts, instead of a full product with the
+        adjacency matrix: the same integers, a fraction of the memory traffic. The counts are
+        linear in the voices, so a packed difference (which may be negative) adds exactly.
+        """
+        if self._heard is None:
+            self._heard = self.adjacency @ voices
+            self._voices = voices
+            return
+        changed = np.flatnonzero(voices != self._voices)
+        indptr, indices = self.adjacency.indptr, self.adjacency.indices
+        if len(changed) > self.n // 16:  # most contacts touched anyway: the product is cheaper
+            self._heard = self.adjacency @ voices
+        elif len(changed):
+            start = indptr[changed]
+            lengths = indptr[changed + 1] - start
+            # Positions of the changed people's contacts in ``indices``, run after run.
+            ends = np.cumsum(lengths)
+            at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
+                start - ends + lengths, lengths
+            )
+            np.add.at(
+                self._heard,
+                indices[at],
+                np.repeat(voices[changed] - self._voices[changed], lengths),
+            )
+        self._voices = voices
 
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
 
-        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
+        A small group draws one block of uniforms, a person x touchpoint: a visit is bad if
+        its uniform is below P(bad), good if below P(bad or good). That is a dozen NumPy calls
+        whatever the number of touchpoints, which is what a step costs at the shipped size.
+        A large group draws per touchpoint the people whose visit is good or bad (each with
         chance P(bad or good), see ``chosen``), then each of them is bad with chance
-        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
+        P(bad) / P(bad or good): the same distribution with far fewer random numbers.
         """
         m = len(people)
+        lv = self.levers
+        draws = lv.visit_draws(stage)
+        if m * len(draws) <= _BLOCK and len(draws) <= 24:
+            return self._experiences_block(m, lv, stage)
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
         weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
-        lv = self.levers
-        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
+        for j, p_bad, p_bad_or_good in draws:
             felt = chosen(self.rng, m, p_bad_or_good)
             is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
             unhappy = felt[is_bad]
@@ -170,6 +222,38 @@ class VectorModel(CustomerModel):
             last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
             good[felt[~is_bad]] += 1
         return good, bad, weight, last_bad
+
+    def _experiences_block(self, m: int, lv, stage: int):
+        """:meth:`_experiences` for a small group, from one m x touchpoints block of uniforms.
+
+        The per-person sums are matrix products of the visit outcomes (reductions along short
+        rows are slow in NumPy): bad visits, their summed severity, and a bit per touchpoint
+        whose highest set bit (the float's exponent) is the last bad touchpoint.
+        """
+        draws = lv.visit_draws(stage)
+        if not draws or not m:
+            zero = np.zeros(m, np.int8)
+            return zero, zero.copy(), np.zeros(m, _F), np.full(m, -1, np.int8)
+        key = ("block", stage)  # the thresholds as arrays, kept with the levers they come from
+        if key not in lv.draws:
+            touchpoints = np.array([d[0] for d in draws])
+            ones = np.ones(len(draws), _F)
+            lv.draws[key] = (
+                np.array([d[1] for d in draws], _F),
+                np.array([d[2] for d in draws], _F),
+                ones,
+                # columns: count, severity, bit j (exact in float32 for up to 24 touchpoints)
+                np.stack(
+                    [ones, lv.severity[touchpoints], 2.0 ** np.arange(len(draws))], axis=1
+                ).astype(_F),
+                np.concatenate([[-1], touchpoints]).astype(np.int8),  # by binary exponent
+            )
+        p_bad, p_felt, ones, sums, by_exponent = lv.draws[key]
+        u = self.rng.random((m, len(draws)), dtype=_F)
+        per = (u < p_bad) @ sums
+        bad = per[:, 0].astype(np.int8)
+        good = ((u < p_felt) @ ones).astype(np.int8) - bad
+        return good, bad, per[:, 1].copy(), by_exponent[np.frexp(per[:, 2])[1]]
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
@@ -251,8 +335,8 @@ class VectorModel(CustomerModel):
         ).astype(_F)  # fmt: skip
         surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
         surveyed[contacted] = True
-        tally.csat_respondents += int(surveyed.sum())
-        tally.csat_satisfied += int(np.count_nonzero(s[surveyed] >= rules.CSAT_SATISFIED))
+        tally.csat_respondents += int(np.count_nonzero(surveyed))
+        tally.csat_satisfied += int(np.count_nonzero(surveyed & (s >= rules.CSAT_SATISFIED)))
 
         # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
         walk = np.zeros(m, _F)
@@ -267,41 +351,50 @@ class VectorModel(CustomerModel):
             self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
         )
         u = rng.random(m, dtype=_F)
-        leave = u < rules.churn_chance(walk, hazard)
-        walked = leave & (u < walk)
-        cause = np.where(walked, last_bad, len(self.causes) - 1).astype(np.int8)
+        gone = np.flatnonzero(u < rules.churn_chance(walk, hazard))
+        # The cause, for the few who leave: their last bad touchpoint if they walked away.
+        cause = np.where(u[gone] < walk[gone], last_bad[gone], len(self.causes) - 1).astype(np.int8)
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
-        calm = np.flatnonzero(bad == 0)
+        # The calm are drawn from everyone at their rate and the unhappy among them dropped
+        # (they have their own draw): the same chance per calm customer, no index of the calm.
+        picked = chosen(rng, m, r.post_rate)
         posted = np.concatenate(
-            [
-                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
-                calm[chosen(rng, len(calm), r.post_rate)],
-            ]
+            [unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)], picked[bad[picked] == 0]]
         )
         tally.reviews_posted += len(posted)
         tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
 
-        # Write back the customers' state.
+        # Write back the customers' state; stocks of those who stay as all less the leavers.
         self.satisfaction[people] = s
         self.bad_count[people] = count_before + weight
-        problem[leave] = -1
+        problem[gone] = -1
         self.problem[people] = problem
-        self._churn(t, people[leave], cause[leave], tally)
-        stay = ~leave
-        tally.revenue += float(self.arpu[people[stay]].sum(dtype=np.float64))
-        settled = people[:n_onboarding][
-            stay[:n_onboarding]
-            & (t - self.acquired_step[people[:n_onboarding]] >= behaviour.onboarding_steps)
+        left = people[gone]
+        self._churn(t, left, cause, tally)
+        arpu = self.arpu[people].sum(dtype=np.float64) - self.arpu[left].sum(dtype=np.float64)
+        tally.revenue += float(arpu)
+        ltr = rules.likelihood_to_recommend(s)
+        ltr_gone = ltr[gone]
+        onboarding = people[:n_onboarding]
+        stay_onboarding = np.ones(n_onboarding, bool)
+        stay_onboarding[gone[gone < n_onboarding]] = False
+        settled = onboarding[
+            stay_onboarding & (t - self.acquired_step[onboarding] >= behaviour.onboarding_steps)
         ]
         self.stage[settled] = Stage.ACTIVE
+        left_onboarding = int(np.count_nonzero(gone < n_onboarding))
         return Stayed(
-            satisfaction=s[stay],
-            left_onboarding=int(np.count_nonzero(leave[:n_onboarding])),
-            left_active=int(np.count_nonzero(leave[n_onboarding:])),
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN))
+            - int(np.count_nonzero(ltr_gone >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX))
+            - int(np.count_nonzero(ltr_gone <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=float(s.sum(dtype=np.float64) - s[gone].sum(dtype=np.float64)),
+            left_onboarding=left_onboarding,
+            left_active=len(gone) - left_onboarding,
             settled=len(settled),
-            problems_open=int(np.count_nonzero(problem[stay] >= 0)),
+            problems_open=int(np.count_nonzero(problem >= 0)),  # the leavers' were closed
         )
 
     def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
@@ -323,35 +416,81 @@ class VectorModel(CustomerModel):
         self.churn_step[leavers] = t
         self.cause[leavers] = cause
 
+    def _impressions(self, m: int, stage: int) -> tuple[int, int, np.ndarray]:
+        """Step 1 for a group that keeps no memory of it (prospects): the numbers of good and
+        bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
+        :meth:`_experiences` without its per-person arrays."""
+        good = bad = 0
+        spoiled = []
+        for _, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            unhappy = felt[self.rng.random(len(felt)) * p_bad_or_good < p_bad]
+            spoiled.append(unhappy)
+            bad += len(unhappy)
+            good += len(felt) - len(unhappy)
+        return good, bad, np.concatenate(spoiled) if spoiled else np.empty(0, np.int64)
+
     def _prospects_step(
         self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
     ) -> np.ndarray:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
-        the new customers."""
+        the new customers.
+
+        Few prospects buy in a step, so the buyers are drawn by thinning rather than one
+        uniform and a chance per prospect: candidates are picked with a bound ``top`` on the
+        chance of buying (see ``chosen``), and a candidate buys by referral if a uniform v on
+        [0, top) is below its referral chance, else by advertising if v is below its chance of
+        buying by either. That is the same distribution; only candidates' chances are
+        computed. The bound is taken apart for prospects who know no promoter (the most, when
+        customers are few: advertising only) and for the others.
+        """
         b = self.spec.behaviour
-        good, bad, _, _ = self._experiences(people, Stage.PROSPECT)
-        tally.experiences_good += int(good.sum())
-        tally.experiences_bad += int(bad.sum())
-        m = len(people)
+        good, bad, spoiled = self._impressions(len(people), Stage.PROSPECT)
+        tally.experiences_good += good
+        tally.experiences_bad += bad
+        w, q = b.negative_word_of_mouth, b.referral
+        review = self.review_multiplier()
         if self.well_mixed:  # mean-field contact counts, the same for every prospect
-            w, q = b.negative_word_of_mouth, b.referral
-            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
-            referral = np.full(
-                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
-            )
+            warning = _F(rules.warning_factor(detractor_contacts, w.rate, w.impact))
+            referral = _F(rules.referral_chance(promoter_contacts, q.rate, q.conversion))
+            most = float(warning) * max(review, 1.0)
+            top = rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(referral * most, 1.0))
+            groups, tops = [np.arange(len(people))], [top]
         else:
-            factor = self._warning_by_contacts[detractor_contacts]
-            referral = self._referral_by_contacts[promoter_contacts]
-        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
+            most = float(self._warning_by_contacts.max(initial=1.0)) * max(review, 1.0)
+            knows = promoter_contacts > 0
+            told = np.flatnonzero(knows)
+            untold = np.flatnonzero(~knows)
+            best = float(self._referral_by_contacts[promoter_contacts[told].max(initial=0)])
+            groups = [untold, told]
+            tops = [
+                min(b.ad_conversion * most, 1.0),
+                rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(best * most, 1.0)),
+            ]
+        picked = [g[chosen(self.rng, len(g), top)] for g, top in zip(groups, tops, strict=True)]
+        bound = np.concatenate(
+            [np.full(len(c), top, _F) for c, top in zip(picked, tops, strict=True)]
+        )
+        candidates = np.concatenate(picked) if picked else np.empty(0, np.int64)
+        if self.well_mixed:
+            factor = np.full(len(candidates), warning, _F)
+            referral = np.full(len(candidates), referral, _F)
+        else:
+            factor = self._warning_by_contacts[detractor_contacts[candidates]]
+            referral = self._referral_by_contacts[promoter_contacts[candidates]]
+        factor[self.reads_reviews[people[candidates]]] *= _F(review)
         referral = rules.damped(referral, factor)
         ad = rules.damped(b.ad_conversion, factor)
-        u = self.rng.random(m, dtype=_F)
-        open_to_buy = bad == 0  # a bad first impression loses the sale this step
-        by_referral = open_to_buy & (u < referral)
-        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
-        joiners = people[by_referral | by_ads]
+        v = self.rng.random(len(candidates), dtype=_F) * bound
+        bad_first = np.zeros(len(people), bool)  # a bad first impression loses the sale
+        bad_first[spoiled] = True
+        open_to_buy = ~bad_first[candidates]
+        by_referral = open_to_buy & (v < referral)
+        by_ads = open_to_buy & ~by_referral & (v < rules.adoption_chance(ad, referral))
+        buys = by_referral | by_ads
+        joiners = people[candidates[buys]]
         returning = self.churn_step[joiners] >= 0  # former customers: win-backs
-        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
+        channel = np.where(by_referral[buys], Channel.REFERRAL, Channel.ADS)
         self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
         self.spell[joiners] += returning
         self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE

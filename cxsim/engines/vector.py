@@ -20,7 +20,6 @@ from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 _F = np.float32
-_BLOCK = 1 << 16  # person x touchpoint draws up to which a group's visits are drawn in a block
 
 
 @dataclass
@@ -197,23 +196,17 @@ class VectorModel(CustomerModel):
     def _experiences(self, people: np.ndarray, stage: int):
         """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
 
-        A small group draws one block of uniforms, a person x touchpoint: a visit is bad if
-        its uniform is below P(bad), good if below P(bad or good). That is a dozen NumPy calls
-        whatever the number of touchpoints, which is what a step costs at the shipped size.
-        A large group draws per touchpoint the people whose visit is good or bad (each with
+        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
         chance P(bad or good), see ``chosen``), then each of them is bad with chance
-        P(bad) / P(bad or good): the same distribution with far fewer random numbers.
+        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
         """
         m = len(people)
-        lv = self.levers
-        draws = lv.visit_draws(stage)
-        if m * len(draws) <= _BLOCK and len(draws) <= 24:
-            return self._experiences_block(m, lv, stage)
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
         weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
-        for j, p_bad, p_bad_or_good in draws:
+        lv = self.levers
+        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
             felt = chosen(self.rng, m, p_bad_or_good)
             is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
             unhappy = felt[is_bad]
@@ -222,38 +215,6 @@ class VectorModel(CustomerModel):
             last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
             good[felt[~is_bad]] += 1
         return good, bad, weight, last_bad
-
-    def _experiences_block(self, m: int, lv, stage: int):
-        """:meth:`_experiences` for a small group, from one m x touchpoints block of uniforms.
-
-        The per-person sums are matrix products of the visit outcomes (reductions along short
-        rows are slow in NumPy): bad visits, their summed severity, and a bit per touchpoint
-        whose highest set bit (the float's exponent) is the last bad touchpoint.
-        """
-        draws = lv.visit_draws(stage)
-        if not draws or not m:
-            zero = np.zeros(m, np.int8)
-            return zero, zero.copy(), np.zeros(m, _F), np.full(m, -1, np.int8)
-        key = ("block", stage)  # the thresholds as arrays, kept with the levers they come from
-        if key not in lv.draws:
-            touchpoints = np.array([d[0] for d in draws])
-            ones = np.ones(len(draws), _F)
-            lv.draws[key] = (
-                np.array([d[1] for d in draws], _F),
-                np.array([d[2] for d in draws], _F),
-                ones,
-                # columns: count, severity, bit j (exact in float32 for up to 24 touchpoints)
-                np.stack(
-                    [ones, lv.severity[touchpoints], 2.0 ** np.arange(len(draws))], axis=1
-                ).astype(_F),
-                np.concatenate([[-1], touchpoints]).astype(np.int8),  # by binary exponent
-            )
-        p_bad, p_felt, ones, sums, by_exponent = lv.draws[key]
-        u = self.rng.random((m, len(draws)), dtype=_F)
-        per = (u < p_bad) @ sums
-        bad = per[:, 0].astype(np.int8)
-        good = ((u < p_felt) @ ones).astype(np.int8) - bad
-        return good, bad, per[:, 1].copy(), by_exponent[np.frexp(per[:, 2])[1]]
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
@@ -357,11 +318,12 @@ class VectorModel(CustomerModel):
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
-        # The calm are drawn from everyone at their rate and the unhappy among them dropped
-        # (they have their own draw): the same chance per calm customer, no index of the calm.
-        picked = chosen(rng, m, r.post_rate)
+        calm = np.flatnonzero(bad == 0)
         posted = np.concatenate(
-            [unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)], picked[bad[picked] == 0]]
+            [
+                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
+                calm[chosen(rng, len(calm), r.post_rate)],
+            ]
         )
         tally.reviews_posted += len(posted)
         tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
@@ -436,61 +398,36 @@ class VectorModel(CustomerModel):
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
         the new customers.
 
-        Few prospects buy in a step, so the buyers are drawn by thinning rather than one
-        uniform and a chance per prospect: candidates are picked with a bound ``top`` on the
-        chance of buying (see ``chosen``), and a candidate buys by referral if a uniform v on
-        [0, top) is below its referral chance, else by advertising if v is below its chance of
-        buying by either. That is the same distribution; only candidates' chances are
-        computed. The bound is taken apart for prospects who know no promoter (the most, when
-        customers are few: advertising only) and for the others.
+        One uniform per prospect decides, as in the agents engine, and stays one uniform whatever
+        the chances: common random numbers then keep a prospect's draw when a parameter moves,
+        which the paired comparisons and the fitter rely on (drawing buyers by thinning, with
+        candidates picked at a bound that moves with the parameters, was tried and lost that).
         """
         b = self.spec.behaviour
-        good, bad, spoiled = self._impressions(len(people), Stage.PROSPECT)
+        m = len(people)
+        good, bad, spoiled = self._impressions(m, Stage.PROSPECT)
         tally.experiences_good += good
         tally.experiences_bad += bad
-        w, q = b.negative_word_of_mouth, b.referral
-        review = self.review_multiplier()
         if self.well_mixed:  # mean-field contact counts, the same for every prospect
-            warning = _F(rules.warning_factor(detractor_contacts, w.rate, w.impact))
-            referral = _F(rules.referral_chance(promoter_contacts, q.rate, q.conversion))
-            most = float(warning) * max(review, 1.0)
-            top = rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(referral * most, 1.0))
-            groups, tops = [np.arange(len(people))], [top]
+            w, q = b.negative_word_of_mouth, b.referral
+            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
+            referral = np.full(
+                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
+            )
         else:
-            most = float(self._warning_by_contacts.max(initial=1.0)) * max(review, 1.0)
-            knows = promoter_contacts > 0
-            told = np.flatnonzero(knows)
-            untold = np.flatnonzero(~knows)
-            best = float(self._referral_by_contacts[promoter_contacts[told].max(initial=0)])
-            groups = [untold, told]
-            tops = [
-                min(b.ad_conversion * most, 1.0),
-                rules.adoption_chance(min(b.ad_conversion * most, 1.0), min(best * most, 1.0)),
-            ]
-        picked = [g[chosen(self.rng, len(g), top)] for g, top in zip(groups, tops, strict=True)]
-        bound = np.concatenate(
-            [np.full(len(c), top, _F) for c, top in zip(picked, tops, strict=True)]
-        )
-        candidates = np.concatenate(picked) if picked else np.empty(0, np.int64)
-        if self.well_mixed:
-            factor = np.full(len(candidates), warning, _F)
-            referral = np.full(len(candidates), referral, _F)
-        else:
-            factor = self._warning_by_contacts[detractor_contacts[candidates]]
-            referral = self._referral_by_contacts[promoter_contacts[candidates]]
-        factor[self.reads_reviews[people[candidates]]] *= _F(review)
+            factor = self._warning_by_contacts[detractor_contacts]
+            referral = self._referral_by_contacts[promoter_contacts]
+        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
         referral = rules.damped(referral, factor)
         ad = rules.damped(b.ad_conversion, factor)
-        v = self.rng.random(len(candidates), dtype=_F) * bound
-        bad_first = np.zeros(len(people), bool)  # a bad first impression loses the sale
-        bad_first[spoiled] = True
-        open_to_buy = ~bad_first[candidates]
-        by_referral = open_to_buy & (v < referral)
-        by_ads = open_to_buy & ~by_referral & (v < rules.adoption_chance(ad, referral))
-        buys = by_referral | by_ads
-        joiners = people[candidates[buys]]
+        u = self.rng.random(m, dtype=_F)
+        open_to_buy = np.ones(m, bool)  # a bad first impression loses the sale this step
+        open_to_buy[spoiled] = False
+        by_referral = open_to_buy & (u < referral)
+        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
+        joiners = people[by_referral | by_ads]
         returning = self.churn_step[joiners] >= 0  # former customers: win-backs
-        channel = np.where(by_referral[buys], Channel.REFERRAL, Channel.ADS)
+        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
         self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
         self.spell[joiners] += returning
         self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE

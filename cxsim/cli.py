@@ -503,24 +503,19 @@ def _dask_client(address: str):
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from cxsim import reference
+
     if args.sweep:
-        from cxsim.reference import sweep_markdown
         from cxsim.sweep.spec import SweepSpec
 
-        if args.markdown:
-            print(sweep_markdown(), end="")
-            return 0
-        schema = SweepSpec.model_json_schema()
-        schema["title"] = "cxsim sweep"
-        print(json.dumps(schema, indent=2))
-        return 0
+        model, title, page = SweepSpec, "cxsim sweep", reference.sweep_markdown
+    else:
+        model, title, page = Scenario, "cxsim scenario", reference.markdown
     if args.markdown:
-        from cxsim.reference import markdown
-
-        print(markdown(), end="")
+        print(page(), end="")
         return 0
-    schema = Scenario.model_json_schema()
-    schema["title"] = "cxsim scenario"
+    schema = model.model_json_schema()
+    schema["title"] = title
     print(json.dumps(schema, indent=2))
     return 0
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cxsim.loading import apply_overrides, load_scenario
 from cxsim.scenario import Scenario
 
 
@@ -38,16 +37,11 @@ def simulate(
     too. Give each replication its own seed. A bad key or value raises
     :class:`cxsim.ScenarioError` naming it.
     """
+    from cxsim.engines.base import resolve_scenario
     from cxsim.experiment import replication_seeds, run_once
 
-    if scenario is None:
-        spec = Scenario()
-    elif isinstance(scenario, Scenario):
-        spec = scenario
-    else:
-        spec = load_scenario(scenario)
     overrides = {key.replace("__", "."): value for key, value in params.items()}
-    spec = apply_overrides(spec, overrides)
+    spec = resolve_scenario(scenario, overrides)
     seed = replication_seeds(spec.run.seed, 1)[0] if seed is None else int(seed)
     result = run_once(spec, seed, engine)
     return {name: float(value) for name, value in result.summary.items()}

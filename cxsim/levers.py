@@ -18,8 +18,6 @@ from cxsim.scenario import STAGES, Scenario, event_scenario
 from cxsim.units import week_share
 
 N_STAGES = 4  # prospect, onboarding, active, churned (cxsim.engines.base.Stage)
-PROACTIVE = ("detection", "prevention", "quality_uplift", "outreach")
-"""Levers that belong to the proactive programme: off before the strategy starts, ramped up."""
 
 
 @dataclass(frozen=True)

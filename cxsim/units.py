@@ -113,9 +113,6 @@ FIELDS: dict[tuple[str, ...], Kind] = {
 }
 """Every scalar step-dependent field, by path; touchpoints and the baseline hazard are below."""
 
-TOUCHPOINT_FIELDS = ("visit_rate", "problem_rate")
-"""Per-step chances of each ``touchpoints[]`` item (good and bad follow the visit rate)."""
-
 BASELINE = ("behaviour", "baseline_churn")
 """The per-step baseline hazard Beta(alpha, beta); beta converts, alpha is kept."""
 

@@ -19,6 +19,7 @@ import numpy as np
 from cxsim import guards
 from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
 from cxsim.engines import ENGINES
+from cxsim.executors import WorkerDied, deaths_line
 from cxsim.loading import (
     ScenarioError,
     apply_overrides,
@@ -163,9 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
     except SweepTaskError as exc:
+        if isinstance(exc.__cause__, WorkerDied):
+            print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
+            return 1
         print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked before "
               "it ran): please report it; after a fix, --resume runs what is missing",
               file=sys.stderr)  # fmt: skip
+        return 1
+    except WorkerDied as exc:
+        print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
         return 1
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
@@ -211,6 +218,9 @@ def _run(args: argparse.Namespace) -> int:
             f"{done} finished run(s) are kept in {out}; to finish, run: "
             f"cxsim run --resume {shlex.quote(str(out))}"
         ) from None
+    except WorkerDied as exc:
+        raise WorkerDied(f"{exc}; the finished runs are kept in {out}") from None
+    _say_deaths(experiment.worker_deaths)
     wall = time.perf_counter() - started
     try:
         write_experiment(experiment, out, plan, wall)
@@ -463,6 +473,7 @@ def _sweep(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
+    _say_deaths(result.worker_deaths)
     analysis = _analysis()
     written = analysis(result, folder) if analysis is not None else []
     spec = sweep.spec
@@ -480,6 +491,13 @@ def _sweep(args: argparse.Namespace) -> int:
         charts = len({p.stem for p in written if p.suffix == ".png"})
         print(f"Analysis: {charts} chart(s) (PNG and SVG) and tables in {folder}")
     return 0
+
+
+def _say_deaths(deaths) -> None:
+    """One line on stderr if worker processes died under runs (which were then run again)."""
+    line = deaths_line(deaths)
+    if line:
+        print(f"cxsim: {line}", file=sys.stderr)
 
 
 def _analysis():

@@ -7,16 +7,33 @@ their own order, so a result never depends on which executor ran it or on how ma
 had. A task that raises stops the run with :class:`TaskFailed`, which names the task's key and
 keeps the original exception as its cause; tasks not yet started are cancelled, on a failure as
 on Ctrl-C, so nobody waits for runs that will not be collected.
+
+A worker process can die under a task (killed by a cluster's job manager or the kernel's
+out-of-memory killer, a crash in native code). Its tasks are then run again on another worker,
+and the executor keeps a :class:`WorkerDeath` record of it in ``deaths``; callers write these
+to the manifest and say what happened in one line (:func:`deaths_line`). A task whose worker
+died :data:`MAX_DEATHS` times is not tried again: it fails with :class:`WorkerDied` (on Dask, the
+scheduler's ``distributed.scheduler.allowed-failures`` setting decides, and its KilledWorker
+becomes WorkerDied), since the task itself is the likely killer.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import signal
+import time
+import traceback
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
+
+MAX_DEATHS = 3
+"""A pool task whose worker process died this many times is reported as failed."""
 
 
 class TaskFailed(Exception):  # noqa: N818 (it reports a task's own exception, not a new error)
@@ -28,8 +45,40 @@ class TaskFailed(Exception):  # noqa: N818 (it reports a task's own exception, n
         self.error = error
 
 
+class WorkerDied(Exception):  # noqa: N818 (what happened, as the user reads it)
+    """The worker processes running a task died under it too often to try it again."""
+
+
+@dataclass(frozen=True)
+class WorkerDeath:
+    """A worker that ended while it had tasks: which one, how, and the tasks run again."""
+
+    worker: str  # "process 1234", or a Dask worker's address
+    how: str  # "signal 9 (SIGKILL)", "exit code 3", or for Dask "connection lost"
+    tasks: tuple[Hashable, ...]
+
+    def record(self, name: Callable[[Hashable], dict]) -> dict:
+        """For a manifest: the worker, how it ended, and each run it lost as ``name(key)``."""
+        return {"worker": self.worker, "how": self.how,
+                "runs_again": [name(key) for key in self.tasks]}  # fmt: skip
+
+
+def deaths_line(deaths: list[WorkerDeath]) -> str | None:
+    """One line saying which workers died and how many runs were run again (None: no death)."""
+    if not deaths:
+        return None
+    hows = Counter(d.how for d in deaths)
+    shown = ", ".join(how if n == 1 else f"{how} ({n} times)" for how, n in hows.items())
+    workers = "a worker process" if len(deaths) == 1 else f"{len(deaths)} worker processes"
+    runs = sum(len(d.tasks) for d in deaths)
+    again = "1 run was" if runs == 1 else f"{runs} runs were"
+    return f"{workers} died: {shown}; {again} run again"
+
+
 class Executor(Protocol):
     """Runs ``fn(args)`` for every item of ``tasks``; yields (key, result) as each finishes."""
+
+    deaths: list[WorkerDeath]
 
     def map_unordered(
         self, fn: Callable[[Any], Any], tasks: Mapping[Hashable, Any]
@@ -42,6 +91,9 @@ class Executor(Protocol):
 
 class SerialExecutor:
     """Every task in this process, one after another (also what a debugger wants)."""
+
+    def __init__(self) -> None:
+        self.deaths: list[WorkerDeath] = []  # this process is the only worker
 
     def map_unordered(self, fn, tasks):
         for key, args in tasks.items():
@@ -67,39 +119,179 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+# --- the local pool ---------------------------------------------------------------------------
+
+
+class _RemoteTraceback(Exception):  # noqa: N818 (as concurrent.futures names it)
+    """The traceback of a task's exception in its worker, kept as that exception's cause."""
+
+    def __str__(self) -> str:
+        return f"\n{self.args[0]}"
+
+
+def _serve(conn, fn: Callable[[Any], Any]) -> None:
+    """A pool worker: run ``fn`` on each ``(index, args)`` received and send back ``(index,
+    ok, result or exception, traceback text)``; ``None`` or a closed pipe ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # on Ctrl-C the parent stops its workers
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if item is None:
+            return
+        index, args = item
+        try:
+            reply = (index, True, fn(args), None)
+        except Exception as exc:
+            reply = (index, False, exc, "".join(traceback.format_exception(exc)))
+        try:
+            conn.send_bytes(_encoded(reply))
+        except (EOFError, OSError):
+            return
+
+
+def _encoded(reply: tuple) -> bytes:
+    """``reply`` pickled; if it cannot be (an odd result or exception, or an exception that
+    cannot be rebuilt from its pickle), a reply carrying a RuntimeError that says why, so the
+    parent always hears about its task."""
+    index, ok, value, text = reply
+    try:
+        data = ForkingPickler.dumps(reply)
+        if not ok:
+            pickle.loads(data)
+        return data
+    except Exception as exc:
+        what = "result" if ok else f"exception {type(value).__name__}: {value}"
+        problem = RuntimeError(f"cannot send the task's {what} to the parent process: {exc}")
+        return ForkingPickler.dumps((index, False, problem, text))
+
+
+def _ended(exitcode: int | None) -> str:
+    """How a process ended, in words: "signal 9 (SIGKILL)" or "exit code 3"."""
+    if exitcode is None:
+        return "unknown"
+    if exitcode < 0:
+        try:
+            name = f" ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            name = ""
+        return f"signal {-exitcode}{name}"
+    return f"exit code {exitcode}"
+
+
+class _Worker:
+    """One pool process and the parent's end of the pipe it reads tasks from."""
+
+    def __init__(self, context, fn: Callable[[Any], Any]):
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs, fn), daemon=True)
+        self.process.start()
+        theirs.close()  # only the worker holds its end, so its death reads as end-of-file here
+
+    def give(self, item) -> bool:
+        """Send a task; False if the worker is gone."""
+        try:
+            self.conn.send(item)
+            return True
+        except (EOFError, OSError):
+            return False
+
+    def reply(self) -> tuple | None:
+        """The worker's reply to its task, or None if it died before sending one."""
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def death(self, tasks: tuple) -> WorkerDeath:
+        self.process.join(5)
+        return WorkerDeath(f"process {self.process.pid}", _ended(self.process.exitcode), tasks)
+
+    def stop(self, now: bool) -> None:
+        """End the worker: ask it to finish, or with ``now`` terminate it (its task is lost)."""
+        if not now and self.give(None):
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        self.conn.close()
+
+
 class PoolExecutor:
     """A local process pool of ``workers`` processes (default: every core).
 
-    As with any process pool, a script that uses it needs the ``if __name__ == "__main__":``
-    guard: workers import the main module.
+    A worker that dies is replaced, and its task run again on a fresh one (see the module's
+    docstring). As with any process pool, a script that uses it needs the ``if __name__ ==
+    "__main__":`` guard: workers import the main module.
     """
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
+        self.deaths: list[WorkerDeath] = []
 
     def map_unordered(self, fn, tasks):
         if not tasks:
             return
-        workers = min(self.workers, len(tasks))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-            futures = {pool.submit(fn, args): key for key, args in tasks.items()}
-            try:
-                for future in as_completed(futures):
-                    key = futures[future]
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        raise  # a worker died (killed, out of memory): not this task's error
-                    except Exception as exc:
-                        raise TaskFailed(key, exc) from exc
-                    yield key, result
-            except BaseException:
-                for future in futures:  # do not wait for runs nobody will collect
-                    future.cancel()
-                raise
+        keys = list(tasks)
+        size = min(self.workers, len(keys))
+        context = _context()
+        todo = deque(range(len(keys)))
+        killed = Counter()  # task index -> how many of its workers died
+        idle: list[_Worker] = []
+        busy: dict[_Worker, int] = {}
+        finished = False
+        try:
+            while todo or busy:
+                while todo and len(busy) < size:
+                    worker = idle.pop() if idle else _Worker(context, fn)
+                    index = todo.popleft()
+                    if worker.give((index, tasks[keys[index]])):
+                        busy[worker] = index
+                    else:  # died while idle: nothing lost, start another
+                        todo.appendleft(index)
+                        self.deaths.append(worker.death(()))
+                        worker.stop(now=True)
+                waiting = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+                ready = set(wait(waiting))
+                for worker in [w for w in busy if {w.conn, w.process.sentinel} & ready]:
+                    index = busy.pop(worker)
+                    reply = worker.reply()
+                    if reply is None:
+                        self._lost(worker, keys[index], killed, index)
+                        todo.appendleft(index)
+                        continue
+                    idle.append(worker)
+                    _, ok, value, text = reply
+                    if not ok:
+                        value.__cause__ = _RemoteTraceback(text) if text else None
+                        raise TaskFailed(keys[index], value) from value
+                    yield keys[index], value
+            finished = True
+        finally:
+            for worker in idle:
+                worker.stop(now=not finished)
+            for worker in busy:  # do not wait for runs nobody will collect
+                worker.stop(now=True)
+
+    def _lost(self, worker: _Worker, key: Hashable, killed: Counter, index: int) -> None:
+        """Record a worker that died under task ``key``; give the task up after MAX_DEATHS."""
+        death = worker.death((key,))
+        worker.stop(now=True)
+        self.deaths.append(death)
+        killed[index] += 1
+        if killed[index] >= MAX_DEATHS:
+            error = WorkerDied(
+                f"its worker process died {killed[index]} times while running it (last: "
+                f"{death.how}); it may need more memory than a worker has, or crash the worker"
+            )
+            raise TaskFailed(key, error)
 
     def describe(self) -> str:
         return f"local process pool, {self.workers} worker(s)"
+
+
+# --- Dask ------------------------------------------------------------------------------------
 
 
 class DaskExecutor:
@@ -107,40 +299,112 @@ class DaskExecutor:
 
     Give a connected ``Client`` (it is left open) or a scheduler ``address`` (a client is
     opened for the run and closed after). The workers need cxsim installed: the task function
-    travels by reference to its module, not as code.
+    travels by reference to its module, not as code. The scheduler runs again the tasks of a
+    worker it loses; their workers' removals are read from its event log into ``deaths``. A
+    cluster left without any worker for ``no_workers_timeout`` seconds stops the run with
+    :class:`WorkerDied` rather than waiting for ever.
     """
 
-    def __init__(self, client: Any = None, address: str | None = None):
+    def __init__(self, client: Any = None, address: str | None = None,
+                 no_workers_timeout: float = 600.0):  # fmt: skip
         if (client is None) == (address is None):
             raise ValueError("give a dask.distributed Client or a scheduler address, not both")
         self.client = client
         self.address = address
+        self.no_workers_timeout = no_workers_timeout
+        self.deaths: list[WorkerDeath] = []
 
     def map_unordered(self, fn, tasks):
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client, KilledWorker, as_completed
 
         client = self.client if self.client is not None else Client(self.address)
-        futures = {}
+        futures, ours = {}, {}
         try:
             # pure=False: two tasks with equal arguments are still two runs, never deduplicated.
             futures = {client.submit(fn, args, pure=False): key for key, args in tasks.items()}
-            for future in as_completed(futures):
-                key = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    raise TaskFailed(key, exc) from exc
-                yield key, result
+            ours = {future.key: key for future, key in futures.items()}
+            running = as_completed(futures)
+            while not running.is_empty():
+                for future in self._next(client, running, len(ours)):
+                    key = futures.pop(future)  # dropped: the cluster can forget its result
+                    try:
+                        result = future.result()
+                    except KilledWorker as exc:
+                        raise TaskFailed(key, WorkerDied(
+                            f"{exc.allowed_failures + 1} Dask workers died while running it "
+                            "(the scheduler's distributed.scheduler.allowed-failures is "
+                            f"{exc.allowed_failures}); it may need more memory than a worker "
+                            "has, or crash the worker")) from exc  # fmt: skip
+                    except Exception as exc:
+                        raise TaskFailed(key, exc) from exc
+                    yield key, result
         finally:
             if futures:
                 client.cancel(list(futures))
+            if ours:
+                self.deaths += _removed_workers(client, ours)
             if self.client is None:
                 client.close()
 
-    def describe(self) -> str:
+    def _next(self, client, running, total: int) -> list:
+        """The next finished futures; raises WorkerDied once the cluster has had no worker for
+        ``no_workers_timeout`` seconds (Dask itself would wait for workers for ever)."""
+        alone_since = None
+        checked = time.monotonic()
+        every = min(2.0, self.no_workers_timeout / 2)  # seconds between asking for workers
+        while not running.has_ready():
+            time.sleep(0.05)
+            now = time.monotonic()
+            if now - checked < every:
+                continue
+            checked = now
+            if client.nthreads():
+                alone_since = None
+            elif alone_since is None:
+                alone_since = now
+            elif now - alone_since >= self.no_workers_timeout:
+                raise WorkerDied(
+                    f"the Dask cluster at {self.describe_address()} has had no workers for "
+                    f"{now - alone_since:.0f} s; {running.count()} of {total} runs unfinished"
+                )
+        return running.next_batch(block=False)
+
+    def describe_address(self) -> str:
         client = self.client
-        address = self.address or getattr(getattr(client, "scheduler", None), "address", "?")
-        return f"dask.distributed scheduler at {address}"
+        return self.address or getattr(getattr(client, "scheduler", None), "address", "?")
+
+    def describe(self) -> str:
+        return f"dask.distributed scheduler at {self.describe_address()}"
+
+
+def _removed_workers(client, ours: dict) -> list[WorkerDeath]:
+    """The scheduler's records of workers it lost unexpectedly while running tasks of ours
+    (``ours``: the Dask task key of each of our futures -> our key)."""
+    try:
+        events = client.get_events()
+    except Exception:  # the scheduler is gone: nothing more to learn from it
+        return []
+    out = []
+    for topic, logged in events.items():
+        if topic == "all":  # the same events again, under their worker's address too
+            continue
+        for _, msg in logged:
+            if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+                continue
+            if msg.get("expected"):
+                continue
+            lost = set(msg.get("processing-tasks", ())) | set(msg.get("lost-computed-tasks", ()))
+            mine = _sorted([ours[k] for k in lost if k in ours])
+            if mine:
+                out.append(WorkerDeath(str(topic), "connection lost", mine))
+    return out
+
+
+def _sorted(keys: list) -> tuple:
+    try:
+        return tuple(sorted(keys))
+    except TypeError:  # keys that do not compare: as found
+        return tuple(keys)
 
 
 def local(workers: int | None, tasks: int) -> SerialExecutor | PoolExecutor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxsim.engines import ENGINES
-from cxsim.executors import Executor, TaskFailed, local
+from cxsim.executors import Executor, TaskFailed, WorkerDeath, WorkerDied, local
 from cxsim.metrics import cohort_retention, mean_ci, run_summary, summarise
 from cxsim.scenario import Scenario
 
@@ -92,6 +92,7 @@ class Experiment:
     customers: pd.DataFrame  # scenario, replication, per-customer columns
     losses: pd.DataFrame  # scenario, replication, cause, department, churn, lost revenue
     precision: Precision | None = None
+    worker_deaths: list[WorkerDeath] = field(default_factory=list)  # keys (scenario index, r)
 
     @property
     def names(self) -> list[str]:
@@ -234,6 +235,7 @@ def run_experiment(
         progress = sys.stderr.isatty()
     workers = workers or os.cpu_count() or 1
     results: dict[tuple[int, int], RunResult] = {}
+    deaths: list[WorkerDeath] = []
     n = replications if precision is None else max(replications, precision.minimum)
     if precision is not None:
         n = min(n, precision.maximum)
@@ -248,13 +250,16 @@ def run_experiment(
                    disable=not progress)  # fmt: skip
         args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
         runner = executor if executor is not None else local(workers, len(args))
+        known = len(runner.deaths)
         for (i, r), result in _execute(runner, args):
             results[(i, r)] = result
             if parts is not None:
                 store.save(parts, i, r, scenarios[i], seeds[r], engine, result)
             bar.update()
         bar.close()
+        deaths += runner.deaths[known:]
         experiment = _assemble(scenarios, seeds, engine, [results[t] for t in tasks], precision)
+        experiment.worker_deaths = list(deaths)
         if precision is None:
             return experiment
         widths = precision.half_widths(experiment.summaries, names)
@@ -267,10 +272,15 @@ def run_experiment(
 
 def _execute(executor: Executor, args: dict):
     """(key, result) of every run as it finishes. A run that raises raises its own exception
-    here (a model error is a bug to see with its traceback, not a message about a task)."""
+    here (a model error is a bug to see with its traceback, not a message about a task); a run
+    whose workers kept dying raises WorkerDied naming the run."""
     try:
         yield from executor.map_unordered(_task, args)
     except TaskFailed as failed:
+        if isinstance(failed.error, WorkerDied):
+            spec, seed, _ = args[failed.key]
+            raise WorkerDied(f"the run of scenario '{spec.name}', replication {failed.key[1]} "
+                             f"(seed {seed}) failed: {failed.error}") from None  # fmt: skip
         raise failed.error from None
 
 

@@ -235,6 +235,10 @@ def write_experiment(
             }
             for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
         ],
+        "worker_deaths": [
+            d.record(lambda k: {"scenario": experiment.names[k[0]], "replication": k[1]})
+            for d in experiment.worker_deaths
+        ],
         "versions": versions(),
         "git_commit": git_commit(),
         "wall_seconds": round(wall_seconds + time.perf_counter() - started, 3),

@@ -218,6 +218,7 @@ class _Stops(SerialExecutor):
     """Serial, but Ctrl-C after ``after`` runs; records every task it was given."""
 
     def __init__(self, after: int | None = None):
+        super().__init__()
         self.after, self.given = after, []
 
     def map_unordered(self, fn, tasks):

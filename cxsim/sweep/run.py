@@ -19,7 +19,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +33,14 @@ from tqdm import tqdm
 from cxsim import guards
 from cxsim import parts as store
 from cxsim.engines import ENGINES
-from cxsim.executors import DaskExecutor, Executor, TaskFailed, local
+from cxsim.executors import (
+    DaskExecutor,
+    Executor,
+    TaskFailed,
+    WorkerDeath,
+    WorkerDied,
+    local,
+)
 from cxsim.experiment import replication_seeds
 from cxsim.loading import ScenarioError, apply_overrides
 from cxsim.metrics import STEP_METRICS, figure, run_summary
@@ -123,6 +130,7 @@ class SweepResult:
     folder: Path | None = None
     wall_seconds: float = 0.0
     executor: str = ""
+    worker_deaths: list[WorkerDeath] = field(default_factory=list)
 
 
 def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) -> Path:
@@ -218,10 +226,13 @@ def run_sweep(
         raise SweepTaskError(_failure(sweep, todo[failed.key], failed.error, folder)) from (
             failed.error
         )
+    except WorkerDied as exc:  # the cluster lost every worker
+        raise WorkerDied(f"{exc}{_kept(folder)}") from None
     finally:
         bar.close()
     result = assemble(sweep, points, problem, seeds, done, folder)
     result.executor = executor.describe()
+    result.worker_deaths = list(executor.deaths)
     result.wall_seconds = time.perf_counter() - started
     if folder is not None:
         write_tables(result)
@@ -274,15 +285,19 @@ def _shown(overrides: dict) -> str:
 
 
 def _failure(sweep: Sweep, task: SweepTask, error: BaseException, folder: Path | None) -> str:
-    kept = ""
-    if folder is not None:
-        n = sum(1 for p in (folder / PARTS).iterdir() if p.is_dir() and p.name.startswith("p"))
-        kept = f"; {n} finished run(s) are kept in {folder}"
     return (
         f"run failed at point {task.point} ({_shown(task.overrides)}), scenario "
         f"'{sweep.names[task.scenario]}', replication {task.replication} (seed {task.seed}): "
-        f"{type(error).__name__}: {error}{kept}"
+        f"{type(error).__name__}: {error}{_kept(folder)}"
     )
+
+
+def _kept(folder: Path | None) -> str:
+    """The end of a failure message: how many finished runs are kept, and where."""
+    if folder is None:
+        return ""
+    n = sum(1 for p in (folder / PARTS).iterdir() if p.is_dir() and p.name.startswith("p"))
+    return f"; {n} finished run(s) are kept in {folder}"
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -398,6 +413,10 @@ def write_tables(result: SweepResult) -> Path:
         "root_seed": sweep.spec.seed,
         "seeds": result.seeds,
         "executor": result.executor,
+        "worker_deaths": [
+            d.record(lambda k: {POINT: k[0], "scenario": sweep.names[k[1]], "replication": k[2]})
+            for d in result.worker_deaths
+        ],
         "versions": versions_,
         "git_commit": git_commit(),
         "wall_seconds": round(result.wall_seconds, 3),

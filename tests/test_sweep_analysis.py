@@ -92,6 +92,10 @@ def test_morris_ranks_a_linear_function_by_its_slopes(tmp_path):
     assert table["sigma"].abs().max() == pytest.approx(0, abs=1e-9)
     charts = [p for p in paths if p.name.startswith("morris_profit")]
     assert {p.suffix for p in charts} == {".png", ".svg"} and all(map(_nonempty, charts))
+    # The same analysis writes the same bytes: no date in an SVG, no ids salted at random.
+    again = write_analysis(result, tmp_path / "again")
+    for first, second in zip(paths, again, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
 
 
 def test_morris_sees_an_interaction_as_spread():

@@ -1,6 +1,7 @@
 """Worker processes that die under a run: on the local pool and on a Dask LocalCluster, the run
 finishes with the same tables as an undisturbed one and says what happened; a run that kills
-its worker every time fails with a clear message instead of looping."""
+its worker every time fails with a clear message instead of looping. (Tables that do not depend
+on the executor at all: tests/test_sweep.py, tests/test_cli.py and reliability/determinism.py.)"""
 
 from __future__ import annotations
 
@@ -206,6 +207,14 @@ def test_a_dask_worker_killed_mid_sweep_is_noticed_and_the_tables_are_the_same(
     assert death.worker.startswith("tcp://127.0.0.1:")
     manifest = json.loads((done.folder / "manifest.json").read_text())
     assert manifest["worker_deaths"][0]["worker"] == death.worker
+
+
+def test_a_run_on_dask_gives_the_same_experiment_as_in_this_process(cluster):
+    spec = small(time__horizon=8, population__customers=50)
+    calm = run_experiment([spec], 3, 5, workers=1, progress=False)
+    remote = run_experiment([spec], 3, 5, executor=DaskExecutor(cluster), progress=False)
+    for table in ("steps", "summaries", "customers", "losses"):
+        assert getattr(remote, table).equals(getattr(calm, table)), table
 
 
 def test_a_dask_run_whose_workers_keep_dying_fails_with_a_clear_message(sweep, cluster, tmp_path):

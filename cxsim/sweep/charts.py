@@ -24,13 +24,19 @@ FORMATS = ("png", "svg")
 BREAK_EVEN = "#111111"
 
 
+# An SVG holds no date and the same element ids every time, so the same sweep writes the same
+# bytes (matplotlib would stamp the time and salt its ids at random).
+_REPEATABLE = {"svg": {"metadata": {"Date": None}}}
+
+
 def save(fig, stem: Path) -> list[Path]:
     """Write ``fig`` as ``stem``.png and ``stem``.svg and close it."""
     fig.tight_layout()
     paths = []
     for ext in FORMATS:
         path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=110)
+        with plt.rc_context({"svg.hashsalt": "cxsim"}):
+            fig.savefig(path, dpi=110, **_REPEATABLE.get(ext, {}))
         paths.append(path)
     plt.close(fig)
     return paths

@@ -241,19 +241,25 @@ class PoolExecutor:
         idle: list[_Worker] = []
         busy: dict[_Worker, int] = {}
         finished = False
+
+        def give_out() -> None:
+            """Give every worker not busy a task, starting workers as needed."""
+            while todo and len(busy) < size:
+                worker = idle.pop() if idle else _Worker(context, fn)
+                index = todo.popleft()
+                if worker.give((index, tasks[keys[index]])):
+                    busy[worker] = index
+                else:  # died while idle: nothing lost, start another
+                    todo.appendleft(index)
+                    self.deaths.append(worker.death(()))
+                    worker.stop(now=True)
+
         try:
             while todo or busy:
-                while todo and len(busy) < size:
-                    worker = idle.pop() if idle else _Worker(context, fn)
-                    index = todo.popleft()
-                    if worker.give((index, tasks[keys[index]])):
-                        busy[worker] = index
-                    else:  # died while idle: nothing lost, start another
-                        todo.appendleft(index)
-                        self.deaths.append(worker.death(()))
-                        worker.stop(now=True)
+                give_out()
                 waiting = [w.conn for w in busy] + [w.process.sentinel for w in busy]
                 ready = set(wait(waiting))
+                done = []
                 for worker in [w for w in busy if {w.conn, w.process.sentinel} & ready]:
                     index = busy.pop(worker)
                     reply = worker.reply()
@@ -266,7 +272,9 @@ class PoolExecutor:
                     if not ok:
                         value.__cause__ = _RemoteTraceback(text) if text else None
                         raise TaskFailed(keys[index], value) from value
-                    yield keys[index], value
+                    done.append((keys[index], value))
+                give_out()  # before the caller handles the results (saves parts), not after
+                yield from done
             finished = True
         finally:
             for worker in idle:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cxsim.cli import main
 from cxsim.executors import (
     MAX_DEATHS,
     DaskExecutor,
@@ -163,6 +164,31 @@ class _KeyedArgs:
 
 def _unkey(fn, keyed):
     return fn(keyed.args)
+
+
+@pytest.mark.parametrize("mode", ["killed", "exits"])
+def test_cxsim_run_says_when_workers_died(mode, tmp_path, monkeypatch, capsys):
+    import cxsim.experiment
+
+    pool = KillingPool(tmp_path, (0, 1), mode=mode, workers=2)
+    monkeypatch.setattr(cxsim.experiment, "local", lambda workers, tasks: _Keyed(pool))
+    small_run = ["--set", "population.customers=50", "--set", "time.horizon=8"]
+    argv = ["run", str(ROOT / "scenarios" / "reactive.yaml"), "-r", "2", "--workers", "2",
+            "--out", str(tmp_path / "out"), *small_run]  # fmt: skip
+    status = main(argv)
+    err = capsys.readouterr().err
+    if mode == "killed":
+        assert status == 0
+        assert err == "cxsim: a worker process died: signal 9 (SIGKILL); 1 run was run again\n"
+        (folder,) = (tmp_path / "out").iterdir()
+        deaths = json.loads((folder / "manifest.json").read_text())["worker_deaths"]
+        assert deaths[0]["runs_again"] == [{"scenario": "reactive", "replication": 1}]
+    else:
+        assert status == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+        assert err.startswith("cxsim: error: the run of scenario 'reactive', replication 1 (seed ")
+        assert f"failed: its worker process died {MAX_DEATHS} times" in err
+        assert err.rstrip().endswith("are kept in " + str(next((tmp_path / "out").iterdir()))
+                                     + "; --resume runs what is missing")  # fmt: skip
 
 
 def test_the_line_that_says_what_happened():

@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from importlib import import_module
 from typing import Any, Protocol
 
 
@@ -55,16 +57,47 @@ class SerialExecutor:
         return "serial"
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(preload: list[str]) -> multiprocessing.context.BaseContext:
     """How pool workers start. Importing Mesa's batch runner forces "spawn" for the whole
     process, and a spawned worker imports cxsim anew (about a second each). A fork server
-    imports cxsim once and forks each worker from it: nearly as cheap as fork, and safe in a
-    parent that runs threads (a progress bar, a Dask client), which fork is not."""
+    imports cxsim once (the modules in ``preload``, unless it is already running) and forks
+    each worker from it: nearly as cheap as fork, and safe in a parent that runs threads (a
+    progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cxsim.experiment", "cxsim.sweep.run"])
+        context.set_forkserver_preload(["cxsim.engines", *preload])
         return context
     return multiprocessing.get_context("spawn")
+
+
+def warm_up(task_module: str) -> None:
+    """Start the fork server now, loading the engines and ``task_module`` (the module of the
+    task function a pool will run) in it, so that the model is imported there while this
+    process does its own work (reading the scenarios, importing what it needs to collect and
+    write the results); the pool's workers then fork from it at once. Nothing to do where
+    workers are spawned."""
+    context = _context([task_module])
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+@contextmanager
+def warm_pool(workers: int | None, module: str) -> Iterator[ProcessPoolExecutor | None]:
+    """A local process pool of ``workers`` processes (default: every core) that start at once
+    and import ``module``, for work that comes later: the charts of a run, drawn at its end by
+    workers that loaded matplotlib while the runs went on. None for a single worker (do the
+    work in this process). The workers stop when the block ends."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        yield None
+        return
+    context = _context([])
+    with ProcessPoolExecutor(workers, context, import_module, (module,)) as pool:
+        for _ in range(workers):  # a task each makes the pool start every worker now
+            pool.submit(os.getpid)
+        yield pool
 
 
 class PoolExecutor:
@@ -81,7 +114,8 @@ class PoolExecutor:
         if not tasks:
             return
         workers = min(self.workers, len(tasks))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        context = _context([fn.__module__])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(fn, args): key for key, args in tasks.items()}
             try:
                 for future in as_completed(futures):

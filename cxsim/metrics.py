@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from cxsim import rules
 from cxsim.scenario import Scenario
@@ -325,6 +325,13 @@ def unit_text(name: str, spec: Scenario) -> str:
 # --- statistics -------------------------------------------------------------------------------
 
 
+def t_quantile(q, df):
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (scalars or arrays):
+    the very numbers of ``scipy.stats.t.ppf`` for 0 < q < 1 and df > 0, without importing
+    ``scipy.stats`` (a second or more at the start of every command)."""
+    return special.stdtrit(np.asarray(df), q)
+
+
 def mean_ci(values, level: float = 0.95, floor: float | None = None) -> tuple[float, float, float]:
     """(mean, low, high): Student-t confidence interval of the mean over replications, with the
     low end kept at or above ``floor`` (a count or a loss cannot be below 0)."""
@@ -335,7 +342,7 @@ def mean_ci(values, level: float = 0.95, floor: float | None = None) -> tuple[fl
     m = float(x.mean())
     if len(x) < 2:
         return m, m, m
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    half = float(t_quantile(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
     low = m - half if floor is None else max(m - half, floor)
     return m, low, m + half
 

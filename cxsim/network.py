@@ -21,9 +21,9 @@ from cxsim.scenario import Network, NetworkKind
 
 NO_EDGES = np.empty((0, 2), dtype=np.int64)
 """The edge list of a network without edges."""
-BLOCK = 1 << 22
-"""Edges (or contact entries) handled at a time while building and multiplying: a few tens of
-megabytes of temporaries whatever the size of the network."""
+BLOCK = 1 << 20
+"""Edges (or contact entries, or people) handled at a time while building and multiplying:
+some tens of megabytes of temporaries whatever the size of the network."""
 
 
 def edges(spec: Network, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -169,7 +169,13 @@ def contacts(spec: Network, n: int, rng: np.random.Generator) -> Adjacency | Non
         return adjacency(NO_EDGES, n)
     if spec.kind in (NetworkKind.erdos_renyi, NetworkKind.barabasi_albert):
         return adjacency(edges(spec, n, rng), n)
-    half = min(max(1, int(round(k / 2))), (n - 1) // 2) or 1
+    return _from_keys(*_ring_keys(spec, n, rng), n)
+
+
+def _ring_keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """(keys, m): the m edges of a ring lattice, rewired for Watts-Strogatz as :func:`edges`
+    rewires them, as ``keys[:m]`` (u * n + v, u < v; -1 for a self-loop) in an array of 2m."""
+    half = min(max(1, int(round(spec.mean_degree / 2))), (n - 1) // 2) or 1
     m = n * half
     # Which edges are rewired: the same draws as edges() makes, in blocks (the stream of
     # doubles does not depend on how it is cut); then their new ends, all at once, as there.
@@ -180,16 +186,15 @@ def contacts(spec: Network, n: int, rng: np.random.Generator) -> Adjacency | Non
             for lo in range(0, m, BLOCK)
         ])  # fmt: skip
         new_ends = rng.integers(0, n, size=len(rewired))
-    keys = np.empty(2 * m, dtype=np.int64)  # u * n + v of each edge, then of its reverse
+    keys = np.empty(2 * m, dtype=np.int64)  # the second half is for _from_keys
     for lo in range(0, m, BLOCK):
         edge = np.arange(lo, min(lo + BLOCK, m), dtype=np.int64)
         u = edge // half
         v = (u + 1 + edge % half) % n
         mine = slice(*np.searchsorted(rewired, [lo, lo + len(edge)]))
         v[rewired[mine] - lo] = new_ends[mine]
-        keys[lo : lo + len(edge)] = np.minimum(u, v) * n + np.maximum(u, v)
-        keys[lo : lo + len(edge)][u == v] = -1  # a self-loop: dropped below
-    return _from_keys(keys, m, n)
+        keys[lo : lo + len(edge)] = np.where(u == v, -1, np.minimum(u, v) * n + np.maximum(u, v))
+    return keys, m
 
 
 def adjacency(edge_list: np.ndarray, n: int) -> Adjacency:
@@ -225,14 +230,15 @@ def _from_keys(keys: np.ndarray, m: int, n: int) -> Adjacency:
     both = keys[: 2 * kept]
     both.sort()
     entries = len(both)
-    counts = np.zeros(n, dtype=np.int64)
     indices = np.empty(entries, dtype=np.int32)
     for lo in range(0, entries, BLOCK):
         block = both[lo : lo + BLOCK]
-        counts += np.bincount(block // n, minlength=n)
         indices[lo : lo + len(block)] = block % n
-    indptr = np.zeros(n + 1, dtype=np.int32 if entries < 2**31 else np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    # Person i's contacts start at the first key of row i: i * n.
+    indptr = np.empty(n + 1, dtype=np.int32 if entries < 2**31 else np.int64)
+    for lo in range(0, n + 1, BLOCK):
+        rows = np.arange(lo, min(lo + BLOCK, n + 1), dtype=np.int64)
+        indptr[lo : lo + len(rows)] = np.searchsorted(both, rows * n)
     return Adjacency(indptr, indices)
 
 

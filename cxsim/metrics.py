@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -125,17 +126,18 @@ def label(name: str) -> str:
 
 @dataclass(frozen=True)
 class RunView:
-    """What a figure is computed from: one run's per-step table and its scenario."""
+    """What a figure is computed from: one run's per-step table and its scenario (its parts
+    are selected once, then read by every figure)."""
 
     steps: pd.DataFrame
     spec: Scenario
 
-    @property
+    @cached_property
     def flows(self) -> pd.DataFrame:
         """Steps 1..horizon (step 0 is the initial state, with no flows)."""
         return self.steps[self.steps["step"] > 0]
 
-    @property
+    @cached_property
     def last_year(self) -> pd.DataFrame:
         last = self.steps["step"].max()
         return self.steps[self.steps["step"] > max(0, last - self.spec.time.steps_per_year)]

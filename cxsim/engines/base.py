@@ -45,6 +45,9 @@ class Channel(IntEnum):
     WIN_BACK = 3
 
 
+CHANNEL_NAMES = np.array([c.name.lower() for c in Channel], dtype=object)
+"""The customer table's channel column, by channel number (Channel's values are 0, 1, 2...)."""
+
 CUSTOMER_TABLE_COLUMNS = [
     "person",
     "spell",
@@ -450,7 +453,7 @@ class CustomerModel(mesa.Model):
             for col in ("acquired_step", "churn_step"):
                 stamp = frame[col].to_numpy()
                 frame[col] = np.where(stamp > 0, np.searchsorted(bounds, stamp), stamp)
-        frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]
+        frame["channel"] = CHANNEL_NAMES[frame["channel"].to_numpy()]
         return frame.sort_values(["person", "spell"], kind="stable").reset_index(drop=True)
 
 

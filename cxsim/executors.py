@@ -94,7 +94,9 @@ def warm_pool(workers: int | None, module: str) -> Iterator[ProcessPoolExecutor 
         yield None
         return
     context = _context([])
-    with ProcessPoolExecutor(workers, context, import_module, (module,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=import_module, initargs=(module,)
+    ) as pool:
         for _ in range(workers):  # a task each makes the pool start every worker now
             pool.submit(os.getpid)
         yield pool

@@ -3,6 +3,7 @@ README's main command, each against the targets of the speed issue.
 
     python benchmarks/engines.py            # full: about 8 minutes on two cores
     python benchmarks/engines.py --quick    # a smoke run of every part
+    python benchmarks/engines.py --quick-start --against OTHER/bin/cxsim   # part 5, both
 
 Every measurement runs in a fresh child process (so peak memory is its own), and the two engines
 alternate, repeated, within this one script run: the speed ratio is taken from runs made side by
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -156,6 +158,7 @@ def quick_start_child(out: str) -> None:
     import cxsim.cli as cli
 
     imported = time.perf_counter() - started
+    import cxsim.charts as charts
     import cxsim.experiment as experiment
     import cxsim.findings as findings
     import cxsim.parts as parts
@@ -190,8 +193,10 @@ def quick_start_child(out: str) -> None:
 
     experiment._execute = first_result
     for i, writer in enumerate(results.WRITERS):  # frozen dataclasses: replaced, not patched
-        label = "charts (9 PNG)" if writer.name == "charts" else "tables (CSV, Parquet)"
-        results.WRITERS[i] = dataclasses.replace(writer, write=timing(writer.write, label))
+        results.WRITERS[i] = dataclasses.replace(
+            writer, write=timing(writer.write, "tables (CSV, Parquet)")
+        )
+    timed(charts.Drawing, "wait", "waiting for the charts (9 PNG)")
     timed(findings, "report_content", "report.html")
     timed(report, "write_report", "report.html")
     timed(cli, "_print_figures", "printing the figures")
@@ -208,15 +213,59 @@ def quick_start_child(out: str) -> None:
     print(json.dumps({"imports": imported, "main": main_s, **spent}))
 
 
-def quick_start(repeats: int) -> dict:
+def _adopt_orphans() -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux), so that the CPU time
+    of the fork server and of the pool's workers, which outlive or are not waited for by the
+    command, is counted in this process's children's usage too."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _wall(command: list[str], out: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of every process the command started) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([*command, *QUICK_START, "--out", out], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    wall = time.perf_counter() - t
+    while True:  # the orphans this process adopted, once they end
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def _runs(label: str, runs: list[tuple[float, float]], counted: bool) -> str:
+    """Median wall (and CPU) seconds of ``runs`` and every run's, on one line."""
+
+    def shown(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f} s (runs: {', '.join(f'{v:.2f}' for v in values)})"
+
+    text = f"{label}wall {shown([w for w, _ in runs])}"
+    if counted:
+        text += f"; CPU of all its processes {shown([c for _, c in runs])}"
+    return text
+
+
+def quick_start(repeats: int, against: str | None = None) -> dict:
+    """The README's main command, ``repeats`` times; with ``against`` (another installation's
+    ``cxsim`` command, e.g. of the code before a change) that one too, the two alternating, so
+    their medians and their ratio come from runs made side by side."""
     print(f"\n5. README main command (cxsim {' '.join(QUICK_START)}), median of {repeats}")
-    walls = []
+    counted = _adopt_orphans()
+    runs, others = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
-            t = time.perf_counter()
-            subprocess.run([*_cxsim(), *QUICK_START, "--out", f"{tmp}/w{i}"], cwd=ROOT,
-                           check=True, capture_output=True)  # fmt: skip
-            walls.append(time.perf_counter() - t)
+            if against:
+                others.append(_wall([against], f"{tmp}/a{i}"))
+            runs.append(_wall(_cxsim(), f"{tmp}/w{i}"))
         t = time.perf_counter()
         done = subprocess.run(
             [sys.executable, __file__, "--quick-start-child", f"{tmp}/parts"],
@@ -224,8 +273,16 @@ def quick_start(repeats: int) -> dict:
         )  # fmt: skip
         wall = time.perf_counter() - t
     parts = json.loads(done.stdout.strip().splitlines()[-1])
-    median = statistics.median(walls)
-    print(f"   wall {median:.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)})")
+    median = statistics.median(w for w, _ in runs)
+    print(_runs("   ", runs, counted))
+    if against:
+        before = statistics.median(w for w, _ in others)
+        print(_runs(f"   {against}: ", others, counted))
+        share = f"   this one takes {median / before:.2f} of its wall time"
+        if counted:
+            cpu = statistics.median(c for _, c in runs) / statistics.median(c for _, c in others)
+            share += f" and {cpu:.2f} of its CPU time"
+        print(share)
     print(f"   one more run, timed inside: {wall:.2f} s wall, of which")
     print(f"     {'interpreter start':<40} {wall - parts['imports'] - parts['main']:6.2f} s")
     print(f"     {'imports (cxsim.cli)':<40} {parts['imports']:6.2f} s")
@@ -281,6 +338,14 @@ def main() -> None:
         default=52,
         help="steps of the 10M run (520 takes some minutes; fewer are scaled up)",
     )
+    parser.add_argument(
+        "--quick-start", action="store_true", help="only the README main command (part 5)"
+    )
+    parser.add_argument(
+        "--against", metavar="CXSIM",
+        help="with --quick-start: another installation's cxsim command to time alternately "
+        "with this one (e.g. the code before a change, installed in its own environment)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--quick-start-child", help=argparse.SUPPRESS)
     args = parser.parse_args()  # fmt: skip
@@ -290,6 +355,9 @@ def main() -> None:
         return
     if args.quick_start_child:
         quick_start_child(args.quick_start_child)
+        return
+    if args.quick_start:
+        quick_start(1 if args.quick else 5, args.against)
         return
     if args.quick:
         ratios = side_by_side(2_000, 20, 1)

@@ -7,28 +7,41 @@ Quick use from Python::
     model.metrics_frame()        # per-step metrics
     model.customer_table()       # one row per customer spell
     simulate(scenario="scenarios/proactive.yaml", **{"strategy.detection": 0.7}, seed=1)
+
+The names below are imported when first used (PEP 562), so that ``import cxsim.cli`` does not
+load Mesa, SciPy and the engines before the command line knows what it is asked to do.
 """
 
-from cxsim import compat
-from cxsim.engines import ENGINES, AgentsModel, CustomerModel, VectorModel
-from cxsim.experiment import run_experiment, run_once
-from cxsim.interop import simulate
-from cxsim.loading import ScenarioError, load_scenario, parse_scenario
-from cxsim.scenario import Scenario
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ENGINES",
-    "AgentsModel",
-    "CustomerModel",
-    "Scenario",
-    "ScenarioError",
-    "compat",
-    "VectorModel",
-    "load_scenario",
-    "parse_scenario",
-    "run_experiment",
-    "run_once",
-    "simulate",
-]
+_WHERE = {
+    "ENGINES": "cxsim.engines",
+    "AgentsModel": "cxsim.engines",
+    "CustomerModel": "cxsim.engines",
+    "VectorModel": "cxsim.engines",
+    "run_experiment": "cxsim.experiment",
+    "run_once": "cxsim.experiment",
+    "simulate": "cxsim.interop",
+    "ScenarioError": "cxsim.loading",
+    "load_scenario": "cxsim.loading",
+    "parse_scenario": "cxsim.loading",
+    "Scenario": "cxsim.scenario",
+}
+
+__all__ = sorted([*_WHERE, "compat"])
+
+
+def __getattr__(name: str):
+    if name == "compat":
+        return import_module("cxsim.compat")
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value  # later look-ups do not come back here
+        return value
+    raise AttributeError(f"module 'cxsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,12 +1,16 @@
 """Board-ready PNG charts of an experiment: a line (mean) and a band (95% CI) per scenario.
 
 People are drawn as real customers (simulated people x ``population.represents``) and money in
-the scenario's currency; time is in the scenario's step (weeks, months). Each chart function
-returns its path; :func:`write_all` writes the standard set for a results folder.
+the scenario's currency; time is in the scenario's step (weeks, months). Each chart method
+writes ``<its name>.png`` and returns its path; :func:`write_all` writes the standard set for a
+results folder, in this process or spread over a pool's workers (:func:`draw` is their task:
+a :class:`Charts` holds only the few tables its charts read, so it travels cheaply).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,9 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from cxsim.metrics import churn_causes, label  # noqa: E402
+from cxsim.metrics import churn_causes, label, t_quantile  # noqa: E402
 
 COLOURS = ["#c0392b", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 STYLES = ["-", "--", ":"]
@@ -31,7 +34,7 @@ def _band(ax, steps: pd.DataFrame, metric: str, names: list[str], scale: float =
     for i, name in enumerate(names):
         g = steps[steps["scenario"] == name].groupby("step")[metric]
         mean, sd, n = g.mean() * scale, g.std(ddof=1).fillna(0.0) * scale, g.count()
-        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+        half = t_quantile(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
         colour = COLOURS[i % len(COLOURS)]
         ax.plot(mean.index, mean.values, style, color=colour,
                 label=f"{name}: {text}" if text else name)  # fmt: skip
@@ -73,10 +76,13 @@ class Charts:
 
     def __init__(self, experiment, out: Path) -> None:
         spec = experiment.scenarios[0]
-        self.x = experiment
         self.out = Path(out)
         self.names = experiment.names
         self.steps = experiment.steps[experiment.steps["step"] > 0]
+        self.summaries = experiment.summaries
+        self.losses = experiment.loss_breakdown()
+        self.differences = experiment.differences()
+        self.cohorts = experiment.cohorts()
         self.step = spec.time.step
         self.currency = spec.economics.currency
         self.represents = spec.population.represents
@@ -102,22 +108,21 @@ class Charts:
                         fontsize=7, va="bottom", color="#555", xytext=(2, 2),
                         textcoords="offset points")  # fmt: skip
 
-    def all(self) -> list[Path]:
-        charts = [
-            self.customers(),
-            self.new_customers(),
-            self.churn_by_cause(),
-            self.nps_csat(),
-            self.revenue_costs(),
-            self.lost_revenue(),
-            self.lost_revenue_by_touchpoint(),
-        ]
+    def standard(self) -> list[str]:
+        """The names of the standard charts of this experiment, in the report's order."""
+        names = ["customers", "new_customers", "churn_by_cause", "nps_csat", "revenue_costs",
+                 "lost_revenue", "lost_revenue_by_touchpoint"]  # fmt: skip
         if len(self.names) > 1:
-            charts.append(self.net_benefit())
-        cohorts = self.x.cohorts()
-        if len(cohorts):
-            charts.append(self.retention(cohorts))
-        return charts
+            names.append("net_benefit")
+        if len(self.cohorts):
+            names.append("cohort_retention")
+        return names
+
+    def path(self, name: str) -> Path:
+        return self.out / f"{name}.png"
+
+    def all(self) -> list[Path]:
+        return [getattr(self, name)() for name in self.standard()]
 
     def customers(self) -> Path:
         fig, ax = _panel("Customers (mean, 95% CI)", f"{self.step}s")
@@ -127,7 +132,7 @@ class Charts:
         self._mark(ax)
         _people_axis(ax)
         ax.legend(frameon=False)
-        return _save(fig, self.out / "customers.png")
+        return _save(fig, self.path("customers"))
 
     def new_customers(self) -> Path:
         """Cumulative new customers by channel: advertising, referral, win-back."""
@@ -143,10 +148,10 @@ class Charts:
         self._mark(ax)
         _people_axis(ax)
         ax.legend(frameon=False, fontsize=8)
-        return _save(fig, self.out / "new_customers.png")
+        return _save(fig, self.path("new_customers"))
 
     def churn_by_cause(self) -> Path:
-        summaries = self.x.summaries
+        summaries = self.summaries
         causes = [c for c in self.causes if c in summaries]
         cols = [c for c in causes if summaries[c].sum() > 0] or causes
         fig, ax = _panel("Customers lost by cause over the run (mean, 95% CI)", "real customers")
@@ -164,7 +169,7 @@ class Charts:
         ax.grid(False, axis="y")
         _people_axis(ax, "x")
         ax.legend(frameon=False)
-        return _save(fig, self.out / "churn_by_cause.png")
+        return _save(fig, self.path("churn_by_cause"))
 
     def nps_csat(self) -> Path:
         """NPS on its full scale (-100 to +100) and CSAT on 0-100%, so a gap is not magnified."""
@@ -182,7 +187,7 @@ class Charts:
             self._mark(ax)
             ax.grid(alpha=0.3)
             ax.legend(frameon=False)
-        return _save(fig, self.out / "nps_csat.png")
+        return _save(fig, self.path("nps_csat"))
 
     def revenue_costs(self) -> Path:
         fig, ax = _panel(f"Revenue (solid) and costs (dashed) per {self.step}", f"{self.step}s")
@@ -192,7 +197,7 @@ class Charts:
         self._mark(ax)
         _money_axis(ax, self.currency)
         ax.legend(frameon=False, fontsize=8)
-        return _save(fig, self.out / "revenue_costs.png")
+        return _save(fig, self.path("revenue_costs"))
 
     def lost_revenue(self) -> Path:
         fig, ax = _panel(
@@ -204,11 +209,11 @@ class Charts:
         self._mark(ax)
         _money_axis(ax, self.currency)
         ax.legend(frameon=False)
-        return _save(fig, self.out / "lost_revenue.png")
+        return _save(fig, self.path("lost_revenue"))
 
     def lost_revenue_by_touchpoint(self) -> Path:
         """Revenue lost within the horizon by the touchpoint of the last bad experience."""
-        table = self.x.loss_breakdown()
+        table = self.losses
         table = table[table["by"] == "touchpoint"]
         lost = table.groupby("part", sort=False)["lost_revenue_horizon"].sum()
         parts = list(lost.index[lost.abs() > 0])
@@ -227,12 +232,12 @@ class Charts:
         ax.grid(False, axis="y")
         _money_axis(ax, self.currency, "x")
         ax.legend(frameon=False)
-        return _save(fig, self.out / "lost_revenue_by_touchpoint.png")
+        return _save(fig, self.path("lost_revenue_by_touchpoint"))
 
     def net_benefit(self) -> Path:
         """Waterfall of the second scenario against the first: revenue gained, each cost line's
         change, the programme cost, and the net (the extra profit)."""
-        diffs = self.x.differences()
+        diffs = self.differences
         first = self.names[0]
         label_of = f"{self.names[1]} - {first}"
         d = diffs[diffs["scenario"] == label_of].set_index("figure")[["mean", "low", "high"]]
@@ -262,10 +267,11 @@ class Charts:
                       fontsize=9)  # fmt: skip
         ax.grid(False, axis="x")
         _money_axis(ax, self.currency)
-        return _save(fig, self.out / "net_benefit.png")
+        return _save(fig, self.path("net_benefit"))
 
-    def retention(self, cohorts: pd.DataFrame) -> Path:
+    def cohort_retention(self) -> Path:
         """Share of customers still there by tenure: at the start, and acquired during the run."""
+        cohorts = self.cohorts
         fig, ax = _panel("Cohort retention: share still a customer, by tenure",
                          f"tenure ({self.step}s)")  # fmt: skip
         for i, name in enumerate(self.names):
@@ -282,16 +288,48 @@ class Charts:
         ax.set_ylabel("% still a customer")
         ax.set_ylim(0, 100)
         ax.legend(frameon=False, fontsize=8)
-        return _save(fig, self.out / "cohort_retention.png")
+        return _save(fig, self.path("cohort_retention"))
 
 
 def _half_widths(group: pd.DataFrame) -> np.ndarray:
     n = len(group)
     if n < 2:
         return np.zeros(group.shape[1])
-    return stats.t.ppf(0.975, n - 1) * group.std(ddof=1).fillna(0).values / np.sqrt(n)
+    return t_quantile(0.975, n - 1) * group.std(ddof=1).fillna(0).values / np.sqrt(n)
 
 
-def write_all(experiment, out: Path) -> list[Path]:
-    """The standard charts of an :class:`~cxsim.experiment.Experiment`."""
-    return Charts(experiment, out).all()
+def draw(task: tuple[Charts, str]) -> Path:
+    """Draw one chart, ``(charts, name)``: the task a pool's worker is given."""
+    charts, name = task
+    return getattr(charts, name)()
+
+
+def write_all(experiment, out: Path, pool: ProcessPoolExecutor | None = None) -> list[Path]:
+    """The standard charts of an :class:`~cxsim.experiment.Experiment`, drawn by ``pool`` if
+    given (see :func:`start`)."""
+    return start(experiment, out, pool).wait()
+
+
+@dataclass
+class Drawing:
+    """Charts being drawn: their paths, known at once, and :meth:`wait` for the files."""
+
+    paths: list[Path]
+    futures: list[Future]
+
+    def wait(self) -> list[Path]:
+        """The paths, once every chart is written (a chart that failed raises its error)."""
+        for future in self.futures:
+            future.result()
+        return self.paths
+
+
+def start(experiment, out: Path, pool: ProcessPoolExecutor | None = None) -> Drawing:
+    """Start drawing the standard charts: on ``pool``'s workers, one chart a task, while this
+    process goes on; without a pool, here and now."""
+    charts = Charts(experiment, out)
+    names = charts.standard()
+    if pool is None:
+        return Drawing([draw((charts, name)) for name in names], [])
+    futures = [pool.submit(draw, (charts, name)) for name in names]
+    return Drawing([charts.path(name) for name in names], futures)

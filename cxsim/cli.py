@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cxsim import guards
-from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
-from cxsim.engines import ENGINES
+from cxsim.errors import PartError, ResultsError
 from cxsim.executors import WorkerDied, deaths_line
 from cxsim.loading import (
     ScenarioError,
@@ -27,10 +25,7 @@ from cxsim.loading import (
     load_scenarios,
     scenario_yaml,
 )
-from cxsim.parts import PartError
-from cxsim.results import ResultsError
-from cxsim.scenario import Scenario
-from cxsim.sweep.run import SweepTaskError
+from cxsim.scenario import ENGINE_NAMES, Scenario
 
 
 class UsageError(Exception):
@@ -70,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--replications", "-r", type=_whole(1), help="runs per scenario")
     run.add_argument("--seed", type=_whole(0), help="root seed (default: the first scenario's)")
-    run.add_argument("--engine", choices=sorted(ENGINES), help="default: vector")
+    run.add_argument("--engine", choices=sorted(ENGINE_NAMES), help="default: vector")
     run.add_argument("--out", help="parent folder of the new results folder (default: results)")
     run.add_argument("--workers", type=_whole(1), help="processes (default: all cores)")
     run.add_argument(
@@ -157,20 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, UsageError, ResultsError) as exc:
+    except (ScenarioError, UsageError, ResultsError, PartError) as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
-    except PartError as exc:
-        print(f"cxsim: error: {exc}", file=sys.stderr)
-        return 2
-    except SweepTaskError as exc:
-        if isinstance(exc.__cause__, WorkerDied):
-            print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
-            return 1
-        print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked before "
-              "it ran): please report it; after a fix, --resume runs what is missing",
-              file=sys.stderr)  # fmt: skip
-        return 1
     except WorkerDied as exc:
         print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
         return 1
@@ -180,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cxsim import executors
+
+    if (args.workers or os.cpu_count() or 1) > 1:
+        executors.warm_up("cxsim.experiment")  # the workers' imports, alongside this process's
     from cxsim.experiment import run_experiment
     from cxsim.results import PARTS, Plan, start, write_experiment
 
@@ -207,28 +195,30 @@ def _run(args: argparse.Namespace) -> int:
         print(f"precision: {n} replications, 95% CI half-width of {plan.precision.figure} "
               f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
 
-    try:
-        experiment = run_experiment(
-            plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
-            parts=out / PARTS, precision=plan.precision, on_batch=heard,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
-        raise InterruptedRun(
-            f"{done} finished run(s) are kept in {out}; to finish, run: "
-            f"cxsim run --resume {shlex.quote(str(out))}"
-        ) from None
-    except WorkerDied as exc:
-        raise WorkerDied(f"{exc}; the finished runs are kept in {out}") from None
-    _say_deaths(experiment.worker_deaths)
-    wall = time.perf_counter() - started
-    try:
-        write_experiment(experiment, out, plan, wall)
-    except KeyboardInterrupt:
-        raise InterruptedRun(
-            f"while writing the results; every run is kept in {out}; to write them, run: "
-            f"cxsim run --resume {shlex.quote(str(out))}"
-        ) from None
+    # The chart painters start now and load matplotlib while the runs go on.
+    with executors.warm_pool(args.workers, "cxsim.charts") as painters:
+        try:
+            experiment = run_experiment(
+                plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
+                parts=out / PARTS, precision=plan.precision, on_batch=heard,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
+            raise InterruptedRun(
+                f"{done} finished run(s) are kept in {out}; to finish, run: "
+                f"cxsim run --resume {shlex.quote(str(out))}"
+            ) from None
+        except WorkerDied as exc:
+            raise WorkerDied(f"{exc}; the finished runs are kept in {out}") from None
+        _say_deaths(experiment.worker_deaths)
+        wall = time.perf_counter() - started
+        try:
+            write_experiment(experiment, out, plan, wall, pool=painters)
+        except KeyboardInterrupt:
+            raise InterruptedRun(
+                f"while writing the results; every run is kept in {out}; to write them, run: "
+                f"cxsim run --resume {shlex.quote(str(out))}"
+            ) from None
     _print_figures(experiment)
     if plan.precision is not None:
         p = plan.precision
@@ -369,6 +359,10 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
 
 
 def _walk_away_fit(args: argparse.Namespace, spec: Scenario, brief: bool) -> int:
+    import numpy as np
+
+    from cxsim.calibration import fit_walk_away, left_by, simulate_left_by
+
     w = spec.behaviour.walk_away
     try:
         fit = fit_walk_away(
@@ -438,7 +432,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from cxsim.sweep.run import resume, run_sweep, start
+    from cxsim.sweep.run import SweepTaskError, resume, run_sweep, start
     from cxsim.sweep.spec import load_sweep
 
     if args.print_problem:
@@ -464,6 +458,14 @@ def _sweep(args: argparse.Namespace) -> int:
     client = _dask_client(args.scheduler) if args.scheduler else None
     try:
         result = run_sweep(sweep, workers=args.workers, client=client, folder=folder)
+    except SweepTaskError as exc:
+        if isinstance(exc.__cause__, WorkerDied):
+            print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
+            return 1
+        print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked before "
+              "it ran): please report it; after a fix, --resume runs what is missing",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         done = len([p for p in (folder / "parts").glob("p*") if p.is_dir()])
         raise InterruptedRun(

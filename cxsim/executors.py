@@ -27,7 +27,10 @@ import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import import_module
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
@@ -107,14 +110,15 @@ class SerialExecutor:
         return "serial"
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(preload: list[str]) -> multiprocessing.context.BaseContext:
     """How pool workers start. Importing Mesa's batch runner forces "spawn" for the whole
     process, and a spawned worker imports cxsim anew (about a second each). A fork server
-    imports cxsim once and forks each worker from it: nearly as cheap as fork, and safe in a
-    parent that runs threads (a progress bar, a Dask client), which fork is not."""
+    imports cxsim once (the modules in ``preload``, unless it is already running) and forks
+    each worker from it: nearly as cheap as fork, and safe in a parent that runs threads (a
+    progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cxsim.experiment", "cxsim.sweep.run"])
+        context.set_forkserver_preload(["cxsim.engines", *preload])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -216,6 +220,36 @@ class _Worker:
             self.process.terminate()
             self.process.join(5)
         self.conn.close()
+def warm_up(task_module: str) -> None:
+    """Start the fork server now, loading the engines and ``task_module`` (the module of the
+    task function a pool will run) in it, so that the model is imported there while this
+    process does its own work (reading the scenarios, importing what it needs to collect and
+    write the results); the pool's workers then fork from it at once. Nothing to do where
+    workers are spawned."""
+    context = _context([task_module])
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+@contextmanager
+def warm_pool(workers: int | None, module: str) -> Iterator[ProcessPoolExecutor | None]:
+    """A local process pool of ``workers`` processes (default: every core) that start at once
+    and import ``module``, for work that comes later: the charts of a run, drawn at its end by
+    workers that loaded matplotlib while the runs went on. None for a single worker (do the
+    work in this process). The workers stop when the block ends."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        yield None
+        return
+    context = _context([])
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=import_module, initargs=(module,)
+    ) as pool:
+        for _ in range(workers):  # a task each makes the pool start every worker now
+            pool.submit(os.getpid)
+        yield pool
 
 
 class PoolExecutor:
@@ -235,7 +269,7 @@ class PoolExecutor:
             return
         keys = list(tasks)
         size = min(self.workers, len(keys))
-        context = _context()
+        context = _context([fn.__module__])
         todo = deque(range(len(keys)))
         killed = Counter()  # task index -> how many of its workers died
         idle: list[_Worker] = []

@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cxsim.engines import ENGINES
 from cxsim.executors import Executor, TaskFailed, WorkerDeath, WorkerDied, local
 from cxsim.metrics import cohort_retention, mean_ci, run_summary, summarise
 from cxsim.scenario import Scenario
@@ -46,6 +46,8 @@ class RunResult:
 
 def run_once(spec: Scenario, seed: int, engine: str = "vector") -> RunResult:
     """Build the model with ``seed``, run it to the horizon, and collect its tables."""
+    from cxsim.engines import ENGINES  # here: a process that only collects runs never needs it
+
     model = ENGINES[engine](spec, rng=seed).run()
     steps = model.metrics_frame()
     return RunResult(steps, run_summary(steps, spec), model.customer_table(), model.losses())
@@ -80,9 +82,23 @@ class Precision:
         return all(h <= self.half_width for h in self.half_widths(summaries, names))
 
 
+def _kept(method):
+    """A table derived from an experiment's runs, computed on first use and kept: the CSV
+    files, the charts, the report page and the printout all read the same few tables."""
+
+    @wraps(method)
+    def kept(self):
+        if method.__name__ not in self._derived:
+            self._derived[method.__name__] = method(self)
+        return self._derived[method.__name__]
+
+    return kept
+
+
 @dataclass
 class Experiment:
-    """All replications of one or more scenarios, as tidy tables."""
+    """All replications of one or more scenarios, as tidy tables (treat them as read-only:
+    the tables derived from them are kept once computed)."""
 
     scenarios: list[Scenario]
     seeds: list[int]
@@ -93,11 +109,13 @@ class Experiment:
     losses: pd.DataFrame  # scenario, replication, cause, department, churn, lost revenue
     precision: Precision | None = None
     worker_deaths: list[WorkerDeath] = field(default_factory=list)  # keys (scenario index, r)
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.scenarios]
 
+    @_kept
     def cohorts(self) -> pd.DataFrame:
         """Retention by acquisition cohort and tenure, pooled over replications; cohorts and
         tenures in quarters (or a quarter of the horizon, if that is shorter)."""
@@ -105,10 +123,12 @@ class Experiment:
         period = max(1, min(round(spec.time.steps_per_year / 4), spec.time.horizon // 4))
         return cohort_retention(self.customers, spec.time.horizon, period)
 
+    @_kept
     def figures(self) -> pd.DataFrame:
         """Mean and 95% CI of each summary figure per scenario."""
         return summarise(self.summaries.drop(columns=["seed"]))
 
+    @_kept
     def paired(self) -> pd.DataFrame:
         """Per replication, every scenario minus the first (same seeds: common random numbers).
 
@@ -149,6 +169,7 @@ class Experiment:
             frames.append(diff)
         return pd.concat(frames, ignore_index=True)
 
+    @_kept
     def differences(self) -> pd.DataFrame:
         """Mean and 95% CI of the paired differences against the first scenario. A payback
         step's interval is kept within the horizon (steps 0 to horizon)."""
@@ -161,6 +182,7 @@ class Experiment:
         out.loc[pay, ["low", "high"]] = out.loc[pay, ["low", "high"]].clip(0, horizon)
         return out
 
+    @_kept
     def loss_breakdown(self) -> pd.DataFrame:
         """Revenue lost to customers who walked away after bad experiences, by touchpoint and by
         department, per scenario (mean and 95% CI over replications), and what each later

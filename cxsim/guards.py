@@ -11,7 +11,10 @@ The per-item sizes were measured with ``tracemalloc`` on this code (peak while b
 stepping, 2025): the vector engine ~74 bytes per person at peak (40 resident: its int8 /
 int16 / int32 / float32 state arrays, plus float64 traits and per-step index arrays while they
 live) and ~67 bytes per network edge at peak (int64 edge list, both directions of the int32
-CSR adjacency, and the COO arrays it is built from); the agents engine ~1.4 KB per person (a
+CSR adjacency, and the COO arrays it is built from; since the network is built without them,
+measured again in 2026 on 2M people: ~28 bytes per edge for a ring or Watts-Strogatz network,
+~68 for Erdos-Renyi, whose edge list is still drawn, ~115 for Barabasi-Albert's
+generator, 9 kept); the agents engine ~1.4 KB per person (a
 Mesa agent object with its attributes) and, as a rough allowance not measured, 500 bytes per
 edge for its networkx graph. The estimates are rounded up, not exact: they are meant to stop
 scenarios that are off by orders of magnitude, not to pack memory tightly.

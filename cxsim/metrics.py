@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from cxsim import rules
 from cxsim.scenario import Scenario
@@ -125,17 +126,18 @@ def label(name: str) -> str:
 
 @dataclass(frozen=True)
 class RunView:
-    """What a figure is computed from: one run's per-step table and its scenario."""
+    """What a figure is computed from: one run's per-step table and its scenario (its parts
+    are selected once, then read by every figure)."""
 
     steps: pd.DataFrame
     spec: Scenario
 
-    @property
+    @cached_property
     def flows(self) -> pd.DataFrame:
         """Steps 1..horizon (step 0 is the initial state, with no flows)."""
         return self.steps[self.steps["step"] > 0]
 
-    @property
+    @cached_property
     def last_year(self) -> pd.DataFrame:
         last = self.steps["step"].max()
         return self.steps[self.steps["step"] > max(0, last - self.spec.time.steps_per_year)]
@@ -325,6 +327,13 @@ def unit_text(name: str, spec: Scenario) -> str:
 # --- statistics -------------------------------------------------------------------------------
 
 
+def t_quantile(q, df):
+    """The ``q`` quantile of Student's t with ``df`` degrees of freedom (scalars or arrays):
+    the very numbers of ``scipy.stats.t.ppf`` for 0 < q < 1 and df > 0, without importing
+    ``scipy.stats`` (a second or more at the start of every command)."""
+    return special.stdtrit(np.asarray(df), q)
+
+
 def mean_ci(values, level: float = 0.95, floor: float | None = None) -> tuple[float, float, float]:
     """(mean, low, high): Student-t confidence interval of the mean over replications, with the
     low end kept at or above ``floor`` (a count or a loss cannot be below 0)."""
@@ -335,7 +344,7 @@ def mean_ci(values, level: float = 0.95, floor: float | None = None) -> tuple[fl
     m = float(x.mean())
     if len(x) < 2:
         return m, m, m
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    half = float(t_quantile(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
     low = m - half if floor is None else max(m - half, floor)
     return m, low, m + half
 

@@ -26,14 +26,11 @@ from typing import Any
 
 import pandas as pd
 
+from cxsim.errors import PartError
 from cxsim.scenario import Scenario
 
 TABLES = ("steps", "customers", "losses")
 _NAME = re.compile(r"^s(\d{3})-r(\d{5})$")
-
-
-class PartError(Exception):
-    """A part that cannot be used; the message names it and says why."""
 
 
 def scenario_hash(spec: Scenario) -> str:

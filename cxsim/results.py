@@ -9,6 +9,7 @@ the wall time, so any figure can be reproduced.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cxsim.errors import ResultsError
 from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
@@ -89,10 +92,6 @@ def git_commit() -> str | None:
 
 PLAN = "plan.json"
 PARTS = "parts"
-
-
-class ResultsError(Exception):
-    """A results folder that cannot be used as asked; the message is for the user."""
 
 
 @dataclass
@@ -181,12 +180,6 @@ def _parquet(name: str, table: Callable[[Experiment], object]) -> Writer:
     return Writer(name, write)
 
 
-def _charts(x: Experiment, out: Path) -> list[Path]:
-    from cxsim.charts import write_all
-
-    return write_all(x, out)
-
-
 WRITERS: list[Writer] = [
     _csv("steps.csv", lambda x: x.steps),
     _csv("summary.csv", lambda x: x.summaries),
@@ -196,27 +189,29 @@ WRITERS: list[Writer] = [
     _csv("cohorts.csv", lambda x: x.cohorts()),
     _parquet("customers.parquet", lambda x: x.customers),
     _parquet("losses.parquet", lambda x: x.losses),
-    Writer("charts", _charts),
 ]
+"""The tables of a results folder; the charts and the report page come besides them."""
 
 
 def write_experiment(
     experiment: Experiment, out: Path, plan: Plan, wall_seconds: float,
-    progress: bool | None = None,
+    progress: bool | None = None, pool: ProcessPoolExecutor | None = None,
 ) -> Path:  # fmt: skip
     """Write tables, charts, the report page and the manifest into ``out`` (each file whole or
-    not at all), then drop the plan and the parts."""
+    not at all), then drop the plan and the parts. With ``pool`` (see
+    :func:`cxsim.executors.warm_pool`), its workers draw the charts while this process writes
+    the tables and composes the report."""
+    from cxsim import charts as drawing
+
     out = Path(out)
     started = time.perf_counter()
     if progress is None:
         progress = sys.stderr.isatty()
-    written: dict[str, list[Path]] = {}
+    drawn = drawing.start(experiment, out, pool)
     steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
     for writer in steps:
         steps.set_postfix_str(writer.name)
-        result = writer.write(experiment, out)
-        written[writer.name] = [] if result is None else result if isinstance(
-            result, list) else [result]  # fmt: skip
+        writer.write(experiment, out)
     manifest = {
         "cxsim_manifest": 1,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -241,13 +236,17 @@ def write_experiment(
         ],
         "versions": versions(),
         "git_commit": git_commit(),
-        "wall_seconds": round(wall_seconds + time.perf_counter() - started, 3),
     }
     from cxsim.findings import report_content
     from cxsim.report import write_report
 
-    charts = written["charts"]
-    write_report(report_content(experiment, plan, manifest, charts), out)
+    # The page's text is composed while the charts are drawn; its wall time, once they are.
+    charts = drawn.paths
+    content = report_content(experiment, plan, {**manifest, "wall_seconds": None}, charts)
+    drawn.wait()
+    manifest["wall_seconds"] = round(wall_seconds + time.perf_counter() - started, 3)
+    reproduce = dataclasses.replace(content.reproduce, wall_seconds=manifest["wall_seconds"])
+    write_report(dataclasses.replace(content, reproduce=reproduce), out)
     manifest["files"] = sorted(
         p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
     ) + ["manifest.json"]

@@ -24,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+ENGINE_NAMES = ("vector", "agents")
+"""The model's engines by name (:data:`cxsim.engines.ENGINES` maps each to its class)."""
+
 STAGES = ("prospect", "onboarding", "active")
 """Journey stages at which a touchpoint can be visited (churned people visit none)."""
 
@@ -544,7 +547,7 @@ class Calibration(Section):
     replications: Whole = Field(
         4, ge=1, le=1000, description="Runs per evaluation, the same seeds for all (count)"
     )
-    engine: Literal["vector", "agents"] = Field("vector", description="Engine of the fit (name)")
+    engine: Literal[ENGINE_NAMES] = Field("vector", description="Engine of the fit (name)")
     population_scale: Number = Field(
         1.0,
         gt=0,

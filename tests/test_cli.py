@@ -352,3 +352,22 @@ def test_numbers_in_yaml_1_2_form_are_read_as_numbers(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("population: {represents: 1e3}\n")
     assert load_scenario(path, ["strategy.costs.fixed=2.5e4"]).population.represents == 1000.0
+
+
+def test_the_command_line_starts_without_loading_the_model():
+    """`cxsim run` starts the workers' fork server before it loads Mesa, SciPy's statistics or
+    matplotlib itself (they load there, alongside); importing the command line loads none."""
+    heavy = ["mesa", "matplotlib", "scipy.stats", "pandas", "cxsim.engines"]
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys, cxsim.cli; print([m for m in {heavy!r} "
+         "if m in sys.modules])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_engine_names_are_the_engines():
+    from cxsim.engines import ENGINES
+    from cxsim.scenario import ENGINE_NAMES
+
+    assert sorted(ENGINES) == sorted(ENGINE_NAMES)

@@ -39,7 +39,9 @@ def test_steps_both_models_and_the_same_seed_gives_the_same_lines():
     assert one.series("cumulative_profit") == two.series("cumulative_profit")
     assert len(one.series("customers")[0]) == 6  # step 0 and five steps
     # Same seed, same market: both strategies start from the same network and people.
-    assert np.array_equal(one.models[0].edges, one.models[1].edges)
+    first, second = one.models[0].adjacency, one.models[1].adjacency
+    assert np.array_equal(first.indptr, second.indptr)
+    assert np.array_equal(first.indices, second.indices)
     assert np.array_equal(one.models[0].arpu, one.models[1].arpu)
     # ...and the strategies then differ.
     assert one.series("nps")[0] != one.series("nps")[1]
@@ -193,11 +195,11 @@ def test_network_sample_is_connected_small_and_reused():
     assert len(sample.people) == 300 and len(set(sample.people)) == 300
     assert sample.xy.shape == (300, 2) and np.isfinite(sample.xy).all()
     assert len(sample.edges) > 300  # grown along the edges, so the drawing shows links
-    edges = {tuple(sorted(e)) for e in model.models[0].edges.tolist()}
+    contacts = model.models[0].adjacency
     a, b = sample.people[sample.edges[:, 0]], sample.people[sample.edges[:, 1]]
-    assert all(tuple(sorted(e)) in edges for e in zip(a.tolist(), b.tolist(), strict=True))
+    assert all(v in contacts.contacts_of(u) for u, v in zip(a.tolist(), b.tolist(), strict=True))
     assert Comparison(paths=PATHS).sample is sample  # same network: layout computed once
-    assert network_sample(model.models[0].edges, model.models[0].n) is sample
+    assert network_sample(contacts) is sample
 
 
 def test_replications_give_means_and_intervals():

@@ -58,3 +58,38 @@ def test_paired_differences_return_and_payback(experiment):
     figures = experiment.differences().set_index("figure")
     assert figures.loc["annual_churn", "mean"] < 0
     assert figures.loc["annual_churn", "low"] <= figures.loc["annual_churn", "mean"]
+
+
+def test_t_quantile_is_scipys_student_t_to_the_last_bit():
+    from scipy import stats
+
+    from cxsim.metrics import t_quantile
+
+    df = np.arange(1, 3001)
+    for q in (0.9, 0.95, 0.975, 0.995):
+        assert np.array_equal(t_quantile(q, df), stats.t.ppf(q, df))
+        assert t_quantile(q, 7) == stats.t.ppf(q, 7)
+
+
+def test_derived_tables_are_computed_once_and_not_shared_by_copies(experiment):
+    import dataclasses
+
+    for table in ("figures", "paired", "differences", "loss_breakdown", "cohorts"):
+        assert getattr(experiment, table)() is getattr(experiment, table)()
+    first_two = experiment.summaries.query("replication < 2")
+    fewer = dataclasses.replace(experiment, seeds=experiment.seeds[:2], summaries=first_two)
+    assert fewer.figures() is not experiment.figures()
+    assert (fewer.figures()["n"] == 2).all()
+
+
+def test_charts_drawn_by_a_pool_are_the_charts_drawn_here(experiment, tmp_path):
+    from cxsim.charts import write_all
+    from cxsim.executors import warm_pool
+
+    (tmp_path / "here").mkdir()
+    (tmp_path / "pool").mkdir()
+    here = write_all(experiment, tmp_path / "here")
+    with warm_pool(2, "cxsim.charts") as pool:
+        there = write_all(experiment, tmp_path / "pool", pool)
+    assert [p.name for p in there] == [p.name for p in here] and len(here) == 9
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))

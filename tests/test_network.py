@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
+from cxsim import network
 from cxsim.network import adjacency, edges, graph
 from cxsim.scenario import Network, NetworkKind
 
@@ -214,17 +216,22 @@ def test_different_seeds_give_different_edges(kind):
 # --- adjacency and graph ----------------------------------------------------------------------
 
 
+def as_scipy(a: network.Adjacency) -> sparse.csr_matrix:
+    return sparse.csr_matrix((np.ones(len(a.indices), np.int32), a.indices, a.indptr), a.shape)
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.value)
 def test_adjacency_is_symmetric_with_two_entries_per_edge(kind):
     e = make(kind)
     a = adjacency(e, N)
     assert a.shape == (N, N)
-    assert a.nnz == 2 * len(e)
-    assert (a != a.T).nnz == 0
-    assert a.diagonal().sum() == 0
-    if a.nnz:
-        assert set(np.unique(a.data)) == {1.0}
-    assert np.array_equal(np.asarray(a.sum(axis=1)).ravel(), degrees(e, N))
+    assert a.indptr.dtype == np.int32 and a.indices.dtype == np.int32
+    assert len(a.indices) == 2 * len(e)
+    m = as_scipy(a)
+    assert m.has_sorted_indices  # each person's contacts in ascending order
+    assert (m != m.T).nnz == 0
+    assert m.diagonal().sum() == 0
+    assert np.array_equal(a.degree(), degrees(e, N))
 
 
 def test_adjacency_times_a_vector_counts_neighbours():
@@ -232,6 +239,33 @@ def test_adjacency_times_a_vector_counts_neighbours():
     a = adjacency(e, 5)
     flags = np.array([0, 1, 1, 0, 0], dtype=np.float32)
     assert (a @ flags).tolist() == [2.0, 0.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("block", [7, 1 << 22], ids=["small blocks", "one block"])
+@pytest.mark.parametrize("kind", LINKED, ids=lambda k: k.value)
+def test_contacts_are_the_edge_lists_network_from_the_same_draws(kind, block, monkeypatch):
+    """The vector engine's adjacency, built without the edge list, is the same network and
+    leaves the generator where the edge list does (the people drawn next are the same); and its
+    product is scipy's, also where blocks of rows end and rows are empty."""
+    monkeypatch.setattr(network, "BLOCK", block)
+    for n, k, extra in [(N, K, {}), (3, 4, {}), (301, 30, {"rewiring": 0.9}), (50, 0, {})]:
+        if extra and kind is not NetworkKind.watts_strogatz:
+            continue
+        spec = Network(kind=kind, mean_degree=k, **extra)
+        via_edges, direct = np.random.default_rng(3), np.random.default_rng(3)
+        want = as_scipy(adjacency(edges(spec, n, via_edges), n))
+        got = network.contacts(spec, n, direct)
+        assert np.array_equal(got.indptr, want.indptr)
+        assert np.array_equal(got.indices, want.indices)
+        assert direct.random() == via_edges.random()
+        voices = np.random.default_rng(4).integers(-(2**20), 2**20, n).astype(np.int32)
+        product = got @ voices
+        assert product.dtype == np.int32 and np.array_equal(product, want @ voices)
+
+
+def test_well_mixed_has_no_contacts_to_keep():
+    spec = Network(kind=NetworkKind.well_mixed)
+    assert network.contacts(spec, N, np.random.default_rng(0)) is None
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.value)

@@ -25,6 +25,7 @@ import yaml
 
 from cxsim.engines.vector import VectorModel
 from cxsim.loading import ScenarioError, apply_overrides, load_scenario
+from cxsim.network import NO_EDGES, Adjacency, adjacency
 from cxsim.scenario import Scenario
 
 DEFAULT_PATHS = ("scenarios/reactive.yaml", "scenarios/proactive.yaml")
@@ -174,22 +175,24 @@ class NetworkSample:
 _SAMPLES: deque[tuple[bytes, NetworkSample]] = deque(maxlen=8)
 
 
-def network_sample(edges: np.ndarray, n: int, size: int = SAMPLE_SIZE) -> NetworkSample:
+def network_sample(adjacency: Adjacency, size: int = SAMPLE_SIZE) -> NetworkSample:
     """Neighbourhoods grown from a few starting people until ``size`` are taken, laid out once.
 
     Growing outwards along the edges keeps the links between the people drawn (a uniform
-    sample of a sparse network has almost none). The layout is a spring layout of this small
-    subgraph only, with a fixed seed; the whole network is never laid out (minutes at 10,000
-    people). Samples are cached by network, so reset and redraws reuse the layout.
+    sample of a sparse network has almost none). Only the contacts of the people visited are
+    read from the model's adjacency. The layout is a spring layout of this small subgraph
+    only, with a fixed seed; the whole network is never laid out (minutes at 10,000 people).
+    Samples are cached by network, so reset and redraws reuse the layout.
     """
-    key = np.asarray(edges, dtype=np.int64).tobytes() + n.to_bytes(8, "little")
+    key = adjacency.indptr.tobytes() + adjacency.indices.tobytes()
     for known, sample in _SAMPLES:
         if known == key:
             return sample
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    for a, b in np.asarray(edges, dtype=np.int64):
-        neighbours[a].append(b)
-        neighbours[b].append(a)
+    n = adjacency.n
+
+    def neighbours(person: int) -> list[int]:
+        return adjacency.contacts_of(person).tolist()
+
     order = np.random.default_rng(0).permutation(n)
     taken: dict[int, None] = {}  # insertion-ordered set
     for start in order:
@@ -201,10 +204,10 @@ def network_sample(edges: np.ndarray, n: int, size: int = SAMPLE_SIZE) -> Networ
             if person in taken:
                 continue
             taken[person] = None
-            queue.extend(p for p in neighbours[person] if p not in taken)
+            queue.extend(p for p in neighbours(person) if p not in taken)
     people = np.fromiter(taken, dtype=np.int64)
     where = {p: i for i, p in enumerate(people)}
-    inner = [(where[a], where[b]) for a in people for b in neighbours[a] if b in where and a < b]
+    inner = [(where[a], where[b]) for a in people for b in neighbours(a) if b in where and a < b]
     graph = nx.Graph()
     graph.add_nodes_from(range(len(people)))
     graph.add_edges_from(inner)
@@ -277,7 +280,8 @@ class Comparison(mesa.Model):
         super().__init__(rng=self.seed)
         self.models = [VectorModel(spec, rng=self.seed) for spec in self.specs]
         first = self.models[0]
-        self.sample = network_sample(first.edges, first.n)
+        known = first.adjacency  # None when well mixed: people drawn without links
+        self.sample = network_sample(known if known is not None else adjacency(NO_EDGES, first.n))
         self.running = any(m.running for m in self.models)
 
     def _build(self, chosen: dict[str, float]) -> list[Scenario]:

@@ -16,7 +16,7 @@ from mesa.discrete_space import CellAgent
 
 from cxsim import compat, network, rules
 from cxsim.engines.base import CUSTOMER_TABLE_COLUMNS, Census, Channel, CustomerModel, Stage, Tally
-from cxsim.scenario import NetworkKind
+from cxsim.scenario import Network, NetworkKind
 
 PROMOTER, NEUTRAL, DETRACTOR = 1, 0, -1
 
@@ -297,6 +297,9 @@ class AgentsModel(CustomerModel):
     """The Mesa agents engine (reference): one ``Person`` agent per node of the network."""
 
     engine = "agents"
+
+    def _connect(self, spec: Network) -> None:
+        self.edges = network.edges(spec, self.n, self.rng)  # for the graph of Mesa's space
 
     def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
         spec = self.spec

@@ -19,11 +19,11 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cxsim import guards, network, rules
+from cxsim import guards, rules
 from cxsim.levers import Schedule
 from cxsim.loading import apply_overrides, load_scenario
 from cxsim.metrics import metric_names
-from cxsim.scenario import Scenario
+from cxsim.scenario import Network, Scenario
 
 
 class Stage(IntEnum):
@@ -44,6 +44,9 @@ class Channel(IntEnum):
     REFERRAL = 2
     WIN_BACK = 3
 
+
+CHANNEL_NAMES = np.array([c.name.lower() for c in Channel], dtype=object)
+"""The customer table's channel column, by channel number (Channel's values are 0, 1, 2...)."""
 
 CUSTOMER_TABLE_COLUMNS = [
     "person",
@@ -191,7 +194,7 @@ class CustomerModel(mesa.Model):
         self.periods = int(self.calendar.sum())  # periods simulated, self.now counts them
         self.now = 0
         self.causes = (*spec.touchpoint_names, "baseline")
-        self.edges = network.edges(spec.network, self.n, self.rng)
+        self._connect(spec.network)  # first: the network's draws come before the traits'
         self.review_score = spec.behaviour.reviews.initial_score
         self._reviews: deque[tuple[int, float]] = deque(maxlen=spec.behaviour.reviews.window)
         self._cumulative: dict[str, float] = {}
@@ -212,6 +215,11 @@ class CustomerModel(mesa.Model):
         self.running = self.horizon > 0
 
     # --- what an engine provides ---------------------------------------------------------------
+
+    def _connect(self, spec: Network) -> None:
+        """Draw the social network from the run's generator (see :mod:`cxsim.network`) and
+        keep it in the form this engine reads."""
+        raise NotImplementedError
 
     def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -445,7 +453,7 @@ class CustomerModel(mesa.Model):
             for col in ("acquired_step", "churn_step"):
                 stamp = frame[col].to_numpy()
                 frame[col] = np.where(stamp > 0, np.searchsorted(bounds, stamp), stamp)
-        frame["channel"] = [Channel(c).name.lower() for c in frame["channel"]]
+        frame["channel"] = CHANNEL_NAMES[frame["channel"].to_numpy()]
         return frame.sort_values(["person", "spell"], kind="stable").reset_index(drop=True)
 
 

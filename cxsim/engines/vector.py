@@ -17,7 +17,7 @@ import pandas as pd
 
 from cxsim import network, rules
 from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
-from cxsim.scenario import NetworkKind
+from cxsim.scenario import Network, NetworkKind
 
 _F = np.float32
 
@@ -56,6 +56,10 @@ class VectorModel(CustomerModel):
 
     engine = "vector"
 
+    def _connect(self, spec: Network) -> None:
+        # Each person's contacts (int32): all word of mouth needs; None when well mixed.
+        self.adjacency = network.contacts(spec, self.n, self.rng)
+
     def _setup_people(self, traits: dict[str, np.ndarray]) -> None:
         n = self.n
         self.stage = traits["stage"].astype(np.int8)
@@ -73,8 +77,7 @@ class VectorModel(CustomerModel):
         self.churn_step = np.full(n, -1, np.int32)
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
-        self.adjacency = None if self.well_mixed else network.adjacency(self.edges, n)
-        degree = np.diff(self.adjacency.indptr) if self.adjacency is not None else np.zeros(1)
+        degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
         self._packed = int(degree.max(initial=0)) < 2**15  # both counts fit in one int32
         # Chances by number of promoter / detractor contacts, looked up instead of recomputed.
         contacts = np.arange(int(degree.max(initial=0)) + 1)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm import tqdm
 
 from cxsim import guards
@@ -43,7 +42,7 @@ from cxsim.executors import (
 )
 from cxsim.experiment import replication_seeds
 from cxsim.loading import ScenarioError, apply_overrides
-from cxsim.metrics import STEP_METRICS, figure, run_summary
+from cxsim.metrics import STEP_METRICS, figure, run_summary, t_quantile
 from cxsim.results import PARTS, PLAN, ResultsError, _atomic, git_commit, new_folder, versions
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
@@ -330,7 +329,7 @@ def _ci(groups, floor: float | None) -> pd.DataFrame:
     """Mean and 95% Student-t interval per group, as :func:`cxsim.metrics.mean_ci` (NaNs left
     out, one value gives a zero-width interval), for many groups at once."""
     mean, sd, n = groups.mean(), groups.std(ddof=1), groups.count()
-    half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+    half = t_quantile(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
     half = half.where(n >= 2, 0.0)
     low = mean - half
     if floor is not None:

@@ -61,7 +61,9 @@ class Estimate:
 
 def estimate(spec: Scenario, engine: str = "vector", runs: int = 1) -> Estimate:
     """Memory of one model (people, network) plus the tables ``runs`` replications keep."""
-    n = spec.population.size
+    # Float arithmetic from here: a population beyond 1e18 needs far more memory than any
+    # machine has anyway, and an integer of 10^400 people cannot be made a float at all.
+    n = float(min(spec.population.size, 10**18))
     per_person = PERSON_BYTES.get(engine, max(PERSON_BYTES.values()))
     per_edge = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
     edges = 0
@@ -158,7 +160,8 @@ def _check_values(spec: Scenario, label: str) -> None:
         )
     p = spec.population
     costs = spec.strategy.costs
-    per_step = (arpu.mean + costs.per_customer) * p.size + costs.fixed / p.represents
+    size = float(min(p.size, 10**18))  # as in estimate(): beyond that no model fits anyway
+    per_step = (arpu.mean + costs.per_customer) * size + costs.fixed / p.represents
     total = per_step * p.represents * spec.time.horizon
     if not total < MAX_MONEY:
         raise ScenarioError(

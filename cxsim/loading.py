@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cxsim import units
-from cxsim.scenario import Scenario
+from cxsim.scenario import Scenario, listed
 
 
 class ScenarioError(Exception):
@@ -176,6 +176,8 @@ def read_text(path: Path, label: str) -> str:
         raise ScenarioError(f"{label}: not a text file (expected UTF-8 YAML)") from None
     except OSError as exc:
         raise ScenarioError(f"{label}: cannot be read ({exc.strerror})") from None
+    except ValueError:  # a NUL character in the name: no file can have it
+        raise ScenarioError(f"{label}: not a possible file name (it holds a NUL character)") from None
 
 
 # --- bases: a scenario that starts from another -------------------------------------------
@@ -205,7 +207,7 @@ def _resolve(
         del lines[path]
     chain = (*chain, (Path(filename).resolve(), filename))
     base_path = _base_path(target, filename, where, chain)
-    shown = str(base_path)
+    shown = show_path(base_path)
     text = read_text(base_path, f"{where}: {shown}")
     base_data, base_lines = _resolve(text, shown, chain, via)
     try:
@@ -225,18 +227,42 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
         )
     path = Path(filename).parent / target
     files = [file for file, _ in chain]
-    shown = [name for _, name in chain]
-    if path.resolve() in files:
-        loop = " -> ".join([*shown[files.index(path.resolve()) :], str(path)])
-        raise ScenarioError(f"{where}: {target!r} makes a loop of bases: {loop}")
+    shown = [show_path(name) for _, name in chain]
+    try:
+        resolved = path.resolve()
+        special = path.exists() and not (path.is_file() or path.is_dir())
+    except (OSError, ValueError) as exc:  # a name too long, a NUL character
+        reason = exc.strerror if isinstance(exc, OSError) else "it holds a NUL character"
+        raise ScenarioError(f"{where}: {_show(target)}: not a possible file name ({reason})") from None
+    if resolved in files:
+        loop = _chain([*shown[files.index(resolved) :], show_path(path)])
+        raise ScenarioError(f"{where}: {_show(target)} makes a loop of bases: {loop}")
     if len(chain) > MAX_BASES:
         raise ScenarioError(
-            f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(shown)} -> ..."
+            f"{where}: too many bases in a row (at most {MAX_BASES}): "
+            f"{_chain([*shown, show_path(path)])} -> ..."
         )
-    if path.exists() and not (path.is_file() or path.is_dir()):
+    if special:
         # A device or pipe could block the read or never end; a scenario is an ordinary file.
-        raise ScenarioError(f"{where}: {path}: not a regular file")
+        raise ScenarioError(f"{where}: {show_path(path)}: not a regular file")
     return path
+
+
+def _chain(names: list[str]) -> str:
+    """Files of a chain of bases, 'a -> b -> c'; the middle of a long one left out, so that
+    the message stays one readable line."""
+    if len(names) > 4:
+        names = [*names[:2], f"({len(names) - 4} more)", *names[-2:]]
+    return " -> ".join(names)
+
+
+def show_path(path: Path | str) -> str:
+    """A file name for a one-line message: quoted if it holds characters that are not
+    printable (a line break), shortened in the middle if it is very long."""
+    text = str(path)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
 def _describe_value(value: Any) -> str:
@@ -379,9 +405,6 @@ def read_yaml(
         raise ScenarioError(f"{filename}{where}: not valid YAML: {problem}") from None
     except RecursionError:
         raise ScenarioError(f"{filename}: not valid YAML: nested too deeply") from None
-    except (ValueError, OverflowError) as exc:
-        # A value YAML recognises but Python cannot build, e.g. '!!int abc' or a 5000-digit int.
-        raise ScenarioError(f"{filename}: not valid YAML: a value cannot be read ({exc})") from None
     if node is None:
         raise ScenarioError(
             f"{filename}: the file is empty; expected a mapping of sections such as "
@@ -434,14 +457,48 @@ def _compose_and_construct(text: str, filename: str) -> tuple[yaml.Node | None, 
     """Parse once with the safe loader: the node tree (for line numbers) and the plain data."""
     loader = ScenarioLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            # Where the reader stopped is inside the deepest nesting it reached.
+            raise ScenarioError(
+                f"{filename}:{loader.line + 1}: not valid YAML: nested too deeply"
+            ) from None
         lines: Lines = {}
         if not isinstance(node, yaml.MappingNode):
             return node, None, lines
         _index_lines(node, (), lines, filename, set())
-        return node, loader.construct_document(node), lines
+        try:
+            return node, loader.construct_document(node), lines
+        except (ValueError, OverflowError, KeyError, TypeError, AttributeError) as exc:
+            # A value YAML recognises but Python cannot build, e.g. '!!int abc', '!!bool maybe'
+            # or a 5000-digit int.
+            line = _unbuildable_line(loader, node)
+            raise ScenarioError(
+                f"{filename}:{line}: not valid YAML: a value cannot be read ({shorten(str(exc))})"
+            ) from None
     finally:
         loader.dispose()
+
+
+def _unbuildable_line(loader: yaml.SafeLoader, root: yaml.Node) -> int | str:
+    """The line of the first value in ``root`` the loader cannot build ('?' if none alone)."""
+    todo, seen = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except Exception:  # noqa: BLE001 (whichever error the constructor raises)
+                return node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(reversed(node.value))
+    return "?"
 
 
 def _node_kind(node: yaml.Node) -> str:
@@ -580,7 +637,7 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
                 names = [str(i.get("name")) for i in node if isinstance(i, dict)]
                 raise ScenarioError(
                     f"--set {key}: no item {part!r} in {'.'.join(parts[:depth])}; "
-                    f"expected an index or one of: {', '.join(names)}"
+                    f"expected an index or one of: {listed(names)}"
                 )
             node = node[index]
         else:
@@ -598,7 +655,7 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
             names = [str(i.get("name")) for i in node if isinstance(i, dict)]
             raise ScenarioError(
                 f"--set {key}: no item {last!r} in {'.'.join(parts[:-1])}; "
-                f"expected an index or one of: {', '.join(names)}"
+                f"expected an index or one of: {listed(names)}"
             )
         node[index] = value
     else:
@@ -609,7 +666,10 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
 
 
 def _dotted(path: Iterable[str | int]) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
+    """A field path for a message; a key that is very long or not printable is shown short
+    and quoted, so that the message stays one readable line."""
+    parts = [str(p) if str(p).isprintable() else repr(str(p)) for p in path]
+    return ".".join(shorten(p, 60) for p in parts) or "(top level)"
 
 
 def locate(filename: str, lines: Lines, path: Path_) -> str:
@@ -702,7 +762,12 @@ def _show(value: Any) -> str:
     """A found value, short enough for a one-line message."""
     if isinstance(value, date):
         return f"the date {value.isoformat()} (quote it to use it as text)"
-    return _repr.repr(value)
+    return shorten(_repr.repr(value))
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters, with '...' where it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _expected(err: dict) -> str:

@@ -655,14 +655,16 @@ class Scenario(Section):
         names = [t.name for t in self.touchpoints]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"touchpoint names must be unique, repeated: {', '.join(dupes)}")
-        unknown = [t for t in self.strategy.touchpoints if t not in names]
-        changed = [key.split(".")[1] for e in self.events for key in (*e.scale, *e.set)
-                   if key.startswith("touchpoints.")]  # fmt: skip
-        unknown += [t for t in changed if t not in names]
+            raise ValueError(f"touchpoints: names must be unique, repeated: {listed(dupes)}")
+        unknown = [("strategy.touchpoints", t) for t in self.strategy.touchpoints
+                   if t not in names]  # fmt: skip
+        unknown += [(f"events.{i}", key.split(".")[1]) for i, e in enumerate(self.events)
+                    for key in (*e.scale, *e.set)
+                    if key.startswith("touchpoints.") and key.split(".")[1] not in names]  # fmt: skip
         if unknown:
+            where, name = unknown[0]
             raise ValueError(
-                f"no touchpoint named {unknown[0]!r}; the touchpoints are {', '.join(names)}"
+                f"{where}: no touchpoint named {name!r}; the touchpoints are {listed(names)}"
             )
         for event in self.events:
             event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
@@ -692,7 +694,7 @@ class Scenario(Section):
             if not known:
                 raise ValueError(
                     f"calibration.unknowns: {key!r}: no touchpoint {item!r}; expected an index "
-                    f"or one of: {', '.join(self.touchpoint_names)}"
+                    f"or one of: {listed(self.touchpoint_names)}"
                 )
         return self
 
@@ -708,6 +710,13 @@ class Scenario(Section):
     def walk_away_curve(self) -> tuple[float, float]:
         """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
         return self.behaviour.walk_away.curve()
+
+
+def listed(names: list[str] | tuple[str, ...], most: int = 12) -> str:
+    """Names for a one-line message: all of a short list, the first ``most`` of a long one."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])}, ... ({len(names)} in all)"
 
 
 def overlapping_events(events: tuple[Event, ...]) -> list[tuple[int, ...]]:

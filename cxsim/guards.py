@@ -119,6 +119,14 @@ def parse_bytes(text: str) -> int:
     return int(value)
 
 
+def count(n: int) -> str:
+    """A count of people for a message: 12,000; or 1e+30 when it is beyond belief (an
+    integer of thousands of digits cannot even be written out)."""
+    if n < 10**15:
+        return f"{n:,}"
+    return f"about 10^{int(n.bit_length() * math.log10(2))}"
+
+
 def size(n: float) -> str:
     """Bytes in words: '80 GB', '1.2 TB', '512 MB'."""
     for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
@@ -144,7 +152,8 @@ def check(spec: Scenario, label: str, engine: str = "vector", runs: int = 1) -> 
     parts = [(name, getattr(need, name)) for name in ("people", "network", "tables")]
     shown = ", ".join(f"{name} {size(value)}" for name, value in parts if value)
     raise ScenarioError(
-        f"{label}: population: {spec.population.size:,} people need about {size(need.total)} "
+        f"{label}: population: {count(spec.population.size)} people need about "
+        f"{size(need.total)} "
         f"({shown}; {engine} engine); this machine has {size(limit)} available "
         f"(fewer people or contacts, or a shorter horizon, fit; {LIMIT_ENV} sets the limit)"
     )

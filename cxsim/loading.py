@@ -32,7 +32,22 @@ from cxsim.scenario import Scenario, listed
 
 
 class ScenarioError(Exception):
-    """A scenario that cannot be used; the message is meant for the user as it is."""
+    """A scenario that cannot be used; the message is meant for the user as it is.
+
+    A quoted value in it longer than a line allows (a pasted paragraph, a million digits) is
+    cut in the middle, so that every problem stays one readable line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_QUOTED.sub(_cut_quoted, message))
+
+
+_QUOTED = re.compile(r"'[^'\n]{100,}'" + r'|"[^"\n]{100,}"')
+
+
+def _cut_quoted(match: re.Match) -> str:
+    text = match.group(0)
+    return f"{text[:60]}...{text[-20:]}"
 
 
 Path_ = tuple[str | int, ...]
@@ -699,6 +714,12 @@ def describe(
     "did you mean" for unknown keys taken from ``model`` (the schema that was validated)."""
     messages = []
     errors = [(_loc(err), err) for err in exc.errors()]
+    missing = {loc for loc, err in errors if err["type"] == "missing"}
+    unknown = {loc for loc, err in errors if err["type"] == "extra_forbidden"}
+    # A misspelt required key is one mistake: say it once, at the misspelt key.
+    renamed = {m: u for m in missing for u in unknown if u[:-1] == m[:-1]}
+    errors = [(loc, err) for loc, err in errors if loc not in renamed]
+    meant = {u: m[-1] for m, u in renamed.items()}
     item_failures = {loc[:depth] for loc, _ in errors for depth in range(len(loc))}
     for loc, err in errors:
         if err["type"] in ("too_short", "too_long") and loc in item_failures:
@@ -708,8 +729,9 @@ def describe(
         kind = err["type"]
         found = _found(err, data, loc)
         if kind == "extra_forbidden":
-            hint = _suggest(loc, model)
-            messages.append(f"{where}: unknown key {path!r}{hint}")
+            hint = f" (did you mean {meant[loc]!r}? it is required)" if loc in meant else (
+                _suggest(loc, model))  # fmt: skip
+            messages.append(f"{where}: unknown key '{path}'{hint}")
         elif kind == "missing":
             messages.append(f"{where}: {path}: required field is missing")
         elif kind == "value_error" and not loc:
@@ -814,9 +836,10 @@ def _suggest(loc: Path_, model: Any = Scenario) -> str:
     if not _is_model(model):
         return ""
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    lower = {name.lower(): name for name in allowed}
+    close = difflib.get_close_matches(str(loc[-1]).lower(), list(lower), n=1, cutoff=0.6)
     if close:
-        return f" (did you mean {close[0]!r}?)"
+        return f" (did you mean {lower[close[0]]!r}?)"
     return f"; allowed here: {', '.join(allowed)}"
 
 

@@ -666,8 +666,11 @@ class Scenario(Section):
             raise ValueError(
                 f"{where}: no touchpoint named {name!r}; the touchpoints are {listed(names)}"
             )
-        for event in self.events:
-            event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+        for i, event in enumerate(self.events):
+            try:
+                event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+            except ValueError as exc:
+                raise ValueError(f"events.{i}: {exc}") from None
         for active in overlapping_events(self.events):
             # Overlapping events apply together (cxsim.levers.Schedule): check each such set
             # here too, or a file that reads well could fail in the middle of a run.
@@ -677,7 +680,9 @@ class Scenario(Section):
                     spec = event_scenario(spec, self.events[i])
             except ValueError as exc:
                 names = ", ".join(repr(self.events[i].name) for i in active)
-                raise ValueError(f"events {names} overlap, and together: {exc}") from None
+                raise ValueError(
+                    f"events: {names} overlap, and together: {exc}"
+                ) from None
         return self
 
     @model_validator(mode="after")
@@ -714,9 +719,10 @@ class Scenario(Section):
 
 def listed(names: list[str] | tuple[str, ...], most: int = 12) -> str:
     """Names for a one-line message: all of a short list, the first ``most`` of a long one."""
+    short = [n if len(n) <= 40 else n[:30] + "..." for n in names[:most]]
     if len(names) <= most:
-        return ", ".join(names)
-    return f"{', '.join(names[:most])}, ... ({len(names)} in all)"
+        return ", ".join(short)
+    return f"{', '.join(short)}, ... ({len(names)} in all)"
 
 
 def overlapping_events(events: tuple[Event, ...]) -> list[tuple[int, ...]]:

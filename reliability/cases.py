@@ -278,6 +278,7 @@ def _unit_strings(rng: random.Random, data: dict) -> str:
         put(data, ("time", "step"), rng.choice(["day", "month", "quarter", "year", "weeks",
                                                 "fortnight", "Month"]))  # fmt: skip
         data["time"].pop("steps_per_year", None)
+        return f"{dotted(path)}|time"
     return dotted(path)
 
 
@@ -289,6 +290,8 @@ def _new_key(rng: random.Random, data: dict, pool: list) -> str:
     path = rng.choice(_mapping_paths(data))
     key = rng.choice(pool)
     get(data, path)[key] = rng.choice([1, "x", 0.5, None, Raw("{a: 1}")])
+    if isinstance(key, Raw):  # read as a number or null: the message names where it stands
+        return dotted(path) or "(top level)"
     return dotted((*path, key)) if path else str(key)
 
 
@@ -597,8 +600,11 @@ def _mutated(rng: random.Random, category: str, text: str, data: Any) -> tuple[b
 
 SCENARIO_CATEGORIES = [*DATA_MUTATIONS, *TEXT_MUTATIONS, "set_override"]
 VARIANT_CATEGORIES = [*SCENARIO_CATEGORIES, "base_target", "base_chain", "mutated_base"]
-SWEEP_CATEGORIES = [*DATA_MUTATIONS, *TEXT_MUTATIONS, "sweep_size", "sweep_parameters",
-                    "sweep_scenarios", "valid_sweep_edit"]  # fmt: skip
+SCENARIO_ONLY = ("huge_size", "negative_size", "unit_string", "structural_lists", "valid_edit")
+"""Mutations that write scenario fields (a sweep file has its own: the sweep_ categories)."""
+SWEEP_CATEGORIES = [*(c for c in DATA_MUTATIONS if c not in SCENARIO_ONLY), *TEXT_MUTATIONS,
+                    "sweep_size", "sweep_parameters", "sweep_scenarios",
+                    "valid_sweep_edit"]  # fmt: skip
 CATEGORIES = {"scenario": SCENARIO_CATEGORIES, "variant": VARIANT_CATEGORIES,
               "sweep": SWEEP_CATEGORIES}  # fmt: skip
 

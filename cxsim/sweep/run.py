@@ -268,9 +268,12 @@ def _record(task: SweepTask, sweep: Sweep) -> dict:
     }
 
 
-def _shown(overrides: dict) -> str:
-    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in overrides.items())  # fmt: skip
+def _shown(overrides: dict, most: int = 3) -> str:
+    """A point's values for a one-line message (the first few of a long list)."""
+    shown = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={str(v)[:40]}"
+             for k, v in overrides.items()]  # fmt: skip
+    more = f", ... ({len(shown)} parameters)" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more
 
 
 def _failure(sweep: Sweep, task: SweepTask, error: BaseException, folder: Path | None) -> str:

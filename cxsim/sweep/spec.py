@@ -45,6 +45,12 @@ SAMPLED = ("lhs", "sobol", "monte_carlo", "uncertainty")
 """Designs that draw points from bounds or distributions (morris takes bounds only)."""
 FIGURE_NAMES = tuple(f.name for f in FIGURES if not f.paired)
 
+MAX_RUNS = 1_000_000
+"""Most runs (points x scenarios x replications) one sweep may ask for: a million runs of even
+a small market take days, and the design itself must fit in memory before anything runs."""
+MAX_LOG = 700.0
+"""Largest mu of a lognormal parameter: exp(700) is about 1e304; exp(710) overflows."""
+
 _SECTIONS = "sweep settings (scenarios, parameters, design, replications, ...)"
 _Strict = ConfigDict(extra="forbid")
 
@@ -102,6 +108,9 @@ class Parameter(BaseModel):
             raise ValueError(f"expected {_SHAPES[self.kind]}, found {found}")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"expected low < high, found low {self.low:g}, high {self.high:g}")
+        if self.kind == "lognormal" and self.mu > MAX_LOG:
+            raise ValueError(f"expected mu at most {MAX_LOG:g} (exp(mu) must be a number), "
+                             f"found mu {self.mu:g}")  # fmt: skip
         if self.kind == "triangular" and not self.low <= self.mode < self.high:
             raise ValueError(f"expected low <= mode < high, found mode {self.mode:g}")
         if self.kind == "normal" and self.low is not None and self.high is None:
@@ -217,7 +226,32 @@ def design_problem(spec: SweepSpec) -> tuple[tuple, str] | None:
                              f"balanced only then), found {n}")  # fmt: skip
     if spec.design == "morris" and n < 2:
         return ("points",), f"expected at least 2 morris trajectories, found {n}"
+    points = design_size(spec)
+    runs = points * len(spec.scenarios) * spec.replications
+    if runs > MAX_RUNS:
+        where = ("replications",) if spec.replications > MAX_RUNS else (
+            ("parameters",) if spec.design == "grid" else ("points",))  # fmt: skip
+        return where, (f"the design has {_count(points)} point(s) x {len(spec.scenarios)} "
+                       f"scenario(s) x {_count(spec.replications)} replication(s) = "
+                       f"{_count(runs)} runs; at most {MAX_RUNS:,} fit in one sweep")  # fmt: skip
     return None
+
+
+def design_size(spec: SweepSpec) -> int:
+    """Points of the design, counted without making it (exact: the samplers' own sizes)."""
+    d, n = len(spec.parameters), spec.points
+    if spec.design == "grid":
+        return math.prod(len(p.values) if p.kind == "values" else p.steps
+                         for p in spec.parameters.values())  # fmt: skip
+    if spec.design == "sobol":
+        return n * (2 * d + 2 if spec.second_order else d + 2)
+    if spec.design == "morris":
+        return n * (d + 1)
+    return n
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about 10^{int(n.bit_length() * math.log10(2))}"
 
 
 _POINTS = {

@@ -71,7 +71,7 @@ def load_scenario(
     or strings ``"key=value"`` as typed after ``--set`` (values are read as YAML scalars).
     """
     path = Path(source)
-    data, lines = _resolve(read_text(path, str(path)), str(path))
+    data, lines = _resolve(read_text(path, show_path(path)), str(path))
     return _finish(data, lines, str(path), overrides)
 
 
@@ -83,7 +83,7 @@ def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ())
     whose file stem is ``target``, else, for a number, the one at that 1-based position.
     """
     paths = [Path(s) for s in sources]
-    documents = [_resolve(read_text(p, str(p)), str(p)) for p in paths]
+    documents = [_resolve(read_text(p, show_path(p)), str(p)) for p in paths]
     names = [_name_of(data) for data, _ in documents]
     stems = [p.stem for p in paths]
     chosen: list[list[str]] = [[] for _ in paths]

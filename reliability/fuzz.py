@@ -127,7 +127,11 @@ def judge_message(case: Case, code: int, stderr: str) -> str | None:
     if not lines[0].startswith("cxsim: error: "):
         return "message does not start with 'cxsim: error:'"
     if len(lines) > 1 and not case.several:
-        return f"{len(lines)} lines for one mistake"
+        # One line per problem: each further line must say where its problem is.
+        located = re.compile(r"^\S.*?(\.yaml|\.txt)(:\d+)?( \(from --set\))?: |^\.\.\. and ")
+        unplaced = [line for line in lines[1:] if not located.match(line)]
+        if unplaced or len(set(lines)) < len(lines):
+            return f"{len(lines)} lines, not one located problem each"
     if max(len(line) for line in lines) > MAX_LINE:
         return f"a line of {max(len(line) for line in lines)} characters"
     names = [Path(n).name for n in case.files] + ["--set"]

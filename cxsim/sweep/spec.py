@@ -35,6 +35,7 @@ from cxsim.loading import (
     locate,
     read_text,
     read_yaml,
+    show_path,
     validate,
 )
 from cxsim.metrics import FIGURES
@@ -159,7 +160,7 @@ class SweepSpec(BaseModel):
     name: str | None = Field(None, description="names the results folder (default: file stem)")
     description: str = Field("", description="what the sweep asks, for the manifest")
     scenarios: list[str] = Field(
-        min_length=1, description="scenario files, relative to the sweep file; with two or "
+        min_length=1, max_length=100, description="scenario files, relative to the sweep file; with two or "
         "more, every point runs for each on the same seeds and the answer is the paired "
         "difference per point (second minus first)",
     )  # fmt: skip
@@ -177,7 +178,9 @@ class SweepSpec(BaseModel):
         "2; points = N x (parameters + 2)); morris: trajectories (points = trajectories x "
         "(parameters + 1)); grid: not used (the grid gives its size)",
     )  # fmt: skip
-    levels: int = Field(4, ge=2, description="morris: levels of each parameter's grid")
+    levels: int = Field(
+        4, ge=2, le=100, description="morris: levels of each parameter's grid (2 to 100)"
+    )
     second_order: bool = Field(False, description="sobol: also sample for second-order indices")
     replications: int = Field(5, ge=1, description="runs per point and scenario")
     figures: list[Literal[FIGURE_NAMES]] = Field(
@@ -338,6 +341,12 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
         dotted = ".".join(str(p) for p in path)
         raise ScenarioError(f"{locate(filename, lines, path)}: {dotted}: {message}")
     folder = Path(filename).parent
+    twice = next((i for i, s in enumerate(spec.scenarios) if s in spec.scenarios[:i]), None)
+    if twice is not None:  # before reading any: a long list of one file would take long
+        raise ScenarioError(
+            f"{locate(filename, lines, ('scenarios', twice))}: scenarios[{twice}]: "
+            f"{show_path(spec.scenarios[twice])} is listed twice; each scenario once"
+        )
     sources, scenarios = [], []
     for i, relative in enumerate(spec.scenarios):
         where = f"{locate(filename, lines, ('scenarios', i))}: scenarios[{i}]"

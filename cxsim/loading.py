@@ -192,7 +192,9 @@ def read_text(path: Path, label: str) -> str:
     except OSError as exc:
         raise ScenarioError(f"{label}: cannot be read ({exc.strerror})") from None
     except ValueError:  # a NUL character in the name: no file can have it
-        raise ScenarioError(f"{label}: not a possible file name (it holds a NUL character)") from None
+        raise ScenarioError(
+            f"{label}: not a possible file name (it holds a NUL character)"
+        ) from None
 
 
 # --- bases: a scenario that starts from another -------------------------------------------
@@ -248,7 +250,9 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
         special = path.exists() and not (path.is_file() or path.is_dir())
     except (OSError, ValueError) as exc:  # a name too long, a NUL character
         reason = exc.strerror if isinstance(exc, OSError) else "it holds a NUL character"
-        raise ScenarioError(f"{where}: {_show(target)}: not a possible file name ({reason})") from None
+        raise ScenarioError(
+            f"{where}: {_show(target)}: not a possible file name ({reason})"
+        ) from None
     if resolved in files:
         loop = _chain([*shown[files.index(resolved) :], show_path(path)])
         raise ScenarioError(f"{where}: {_show(target)} makes a loop of bases: {loop}")

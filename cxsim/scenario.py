@@ -660,7 +660,8 @@ class Scenario(Section):
                    if t not in names]  # fmt: skip
         unknown += [(f"events.{i}", key.split(".")[1]) for i, e in enumerate(self.events)
                     for key in (*e.scale, *e.set)
-                    if key.startswith("touchpoints.") and key.split(".")[1] not in names]  # fmt: skip
+                    if key.startswith("touchpoints.")
+                    and key.split(".")[1] not in names]  # fmt: skip
         if unknown:
             where, name = unknown[0]
             raise ValueError(
@@ -680,9 +681,7 @@ class Scenario(Section):
                     spec = event_scenario(spec, self.events[i])
             except ValueError as exc:
                 names = ", ".join(repr(self.events[i].name) for i in active)
-                raise ValueError(
-                    f"events: {names} overlap, and together: {exc}"
-                ) from None
+                raise ValueError(f"events: {names} overlap, and together: {exc}") from None
         return self
 
     @model_validator(mode="after")

@@ -432,8 +432,11 @@ def _valid_edit(rng: random.Random, data: dict) -> str:
         touched.append(path)
     extra = rng.randrange(6)
     if extra == 0:
-        put(data, ("network", "kind"), rng.choice(["well_mixed", "watts_strogatz",
-                                                    "barabasi_albert", "erdos_renyi", "ring"]))
+        put(
+            data,
+            ("network", "kind"),
+            rng.choice(["well_mixed", "watts_strogatz", "barabasi_albert", "erdos_renyi", "ring"]),
+        )
     elif extra == 1:
         put(data, ("time", "step"), rng.choice(["day", "month", "quarter", "year"]))
         data["time"].pop("steps_per_year", None)
@@ -674,30 +677,20 @@ def variant_case(rng: random.Random, i: int, category: str) -> Case:
 
 
 def _sweep_size(rng: random.Random, data: dict) -> str:
+    """Designs too large to make: huge counts, or a grid of many long axes."""
     key = rng.choice(["points", "replications", "levels", "steps", "grid", "seed"])
     value = rng.choice([10**3, 10**5, 10**6, 10**9, 10**12, 10**30, 2**63, 1e9, 2**20, 2**40])
-    if key == "steps" or key == "grid":
-        data["design"] = "grid"
-        data.pop("points", None)
-        n = rng.choice([2, 6, 12])
-        data["parameters"] = {f"touchpoints.{t}.bad": {"low": 0.0, "high": 0.01,
-                                                       "steps": value if key == "steps" else 100}
-                              for t in ["billing", "delivery", "product", "email", "website",
-                                        "onboarding", "sales", "advertising",
-                                        "social_media"][: max(1, n // 2)]}  # fmt: skip
-        if key == "grid":
-            for j in range(n):
-                data["parameters"][f"strategy.costs.fixed{'' if j == 0 else j}"] = [1, 2, 3]
-            data["parameters"] = dict(list(data["parameters"].items())[: n])
-            for k in [k for k in data["parameters"] if k.startswith("strategy.costs.fixed")
-                      and k != "strategy.costs.fixed"]:  # fmt: skip
-                del data["parameters"][k]
-            for j, extra in enumerate(["strategy.outreach", "strategy.detection",
-                                       "behaviour.problem_fade", "strategy.support_contact"]):
-                data["parameters"][extra] = {"low": 0.0, "high": 0.5, "steps": 100}
-        return "parameters"
-    data[key] = value
-    return key
+    if key not in ("steps", "grid"):
+        data[key] = value
+        return key
+    data["design"] = "grid"
+    data.pop("points", None)
+    axes = rng.choice([1, 3, 6]) if key == "grid" else 1
+    steps = 100 if key == "grid" else value
+    keys = [f"touchpoints.{t}.bad" for t in ("billing", "delivery", "product")] + [
+        "strategy.outreach", "strategy.detection", "behaviour.problem_fade"]  # fmt: skip
+    data["parameters"] = {k: {"low": 0.0, "high": 0.01, "steps": steps} for k in keys[:axes]}
+    return "parameters"
 
 
 SWEEP_PARAMETERS = [
@@ -796,8 +789,9 @@ def _valid_sweep(rng: random.Random, data: dict) -> str:
 SWEEP_MUTATIONS: dict[str, Mutation] = {
     "sweep_size": _sweep_size,
     "sweep_parameters": _sweep_parameter,
-    "sweep_scenarios": lambda rng, data: (_sweep_overrides if rng.random() < 0.4
-                                          else _sweep_scenarios)(rng, data),  # fmt: skip
+    "sweep_scenarios": lambda rng, data: (
+        _sweep_overrides if rng.random() < 0.4 else _sweep_scenarios
+    )(rng, data),  # fmt: skip
     "valid_sweep_edit": _valid_sweep,
 }
 

@@ -149,8 +149,8 @@ def judge_message(case: Case, code: int, stderr: str) -> str | None:
 def _names_field(touched: str, message: str) -> bool:
     """Whether the message names the touched field or a parent section of it (for several
     faults, '|'-separated, one of them)."""
-    for one in touched.split("|"):
-        for part in one.split("."):
+    for path in touched.split("|"):
+        for part in path.split("."):
             shown = repr(part)[1:-1]
             if part and (part in message or shown in message or part[:40] in message):
                 return True
@@ -196,8 +196,11 @@ def brief_run(case: Case, args: list[str]) -> tuple[str, str]:
         return "crash", traceback.format_exc()
     if caught:
         first = caught[0]
-        return "warning", f"{first.category.__name__}: {first.message} ({first.filename}:" \
-                          f"{first.lineno}); {len(caught)} warning(s)"
+        return (
+            "warning",
+            f"{first.category.__name__}: {first.message} ({first.filename}:"
+            f"{first.lineno}); {len(caught)} warning(s)",
+        )
     del guards
     return "ran", ""
 
@@ -287,10 +290,7 @@ def _worker(conn, seed: int, kinds: tuple[str, ...], root: str, budget: int) -> 
         index = conn.recv()
         if index is None:
             return
-        if isinstance(index, Case):
-            case = index
-        else:
-            case = case_of(index, seed, kinds)
+        case = index if isinstance(index, Case) else case_of(index, seed, kinds)
         conn.send(asdict(run_case(case, Path(root))))
 
 
@@ -450,12 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(results))
     failed = [r for r in results if r.outcome in FAILURES]
     for r in failed[: args.show]:
-        print(f"\n--- case {r.id} ({r.kind}, {r.category}): {r.outcome} in {r.phase}, "
-              f"{r.seconds:.1f} s; cxsim {' '.join(a[:80] for a in r.args)}\n{r.message[-1500:]}")
-    slowest = max(results, key=lambda r: r.seconds, default=None)
+        print(
+            f"\n--- case {r.id} ({r.kind}, {r.category}): {r.outcome} in {r.phase}, "
+            f"{r.seconds:.1f} s; cxsim {' '.join(a[:80] for a in r.args)}\n{r.message[-1500:]}"
+        )
+    slowest = max(results, key=lambda r: r.seconds, default=Result(-1, "", "", ""))
     print(f"\n{len(results)} cases in {wall:.0f} s ({len(results) / max(wall, 1e-9):.1f}/s, "
-          f"{args.workers} workers, seed {args.seed}); slowest case {slowest.id if slowest else '-'}"
-          f" {slowest.seconds if slowest else 0:.1f} s; {len(failed)} failed")
+          f"{args.workers} workers, seed {args.seed}); slowest: case {slowest.id}, "
+          f"{slowest.seconds:.1f} s; {len(failed)} failed")  # fmt: skip
     return 1 if failed else 0
 
 

@@ -160,9 +160,9 @@ class SweepSpec(BaseModel):
     name: str | None = Field(None, description="names the results folder (default: file stem)")
     description: str = Field("", description="what the sweep asks, for the manifest")
     scenarios: list[str] = Field(
-        min_length=1, max_length=100, description="scenario files, relative to the sweep file; with two or "
-        "more, every point runs for each on the same seeds and the answer is the paired "
-        "difference per point (second minus first)",
+        min_length=1, max_length=100, description="scenario files, relative to the sweep file; "
+        "with two or more (at most 100), every point runs for each on the same seeds and the "
+        "answer is the paired difference per point (second minus first)",
     )  # fmt: skip
     parameters: dict[str, Parameter] = Field(
         min_length=1, description="dotted scenario keys to vary (e.g. strategy.detection), each "

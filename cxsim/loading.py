@@ -18,6 +18,7 @@ import copy
 import difflib
 import re
 import reprlib
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,8 @@ Lines = dict[Path_, Origin]
 _FROM_SET: Origin = ("", 0)
 
 BASE_KEY = "base"
+MAX_FILE_BYTES = 10 * 2**20
+"""Largest scenario or sweep file read (10 MB; the shipped ones are under 10 KB)."""
 MAX_BASES = 8
 """Longest chain of bases a scenario may sit on (a variant of a variant of ...)."""
 
@@ -180,10 +183,24 @@ def _mark_override(lines: Lines, path: Path_) -> None:
 
 
 def read_text(path: Path, label: str) -> str:
-    """The text of a scenario file; ``label`` starts the message if it cannot be read."""
+    """The text of a scenario file; ``label`` starts the message if it cannot be read.
+
+    Only an ordinary file is read, and only up to MAX_FILE_BYTES: a device, a pipe or a
+    huge file could be read forever or fill the memory.
+    """
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(f"{label}: not a regular file, expected a scenario YAML file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(
+                f"{label}: {info.st_size:,} bytes; a scenario or sweep file is at most "
+                f"{MAX_FILE_BYTES // 2**20} MB"
+            )
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ScenarioError(f"{label}: no such file") from None
     except IsADirectoryError:
         raise ScenarioError(f"{label}: is a folder, expected a scenario YAML file") from None
@@ -247,7 +264,7 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
     shown = [show_path(name) for _, name in chain]
     try:
         resolved = path.resolve()
-        special = path.exists() and not (path.is_file() or path.is_dir())
+        path.exists()  # raises for a name no file can have
     except (OSError, ValueError) as exc:  # a name too long, a NUL character
         reason = exc.strerror if isinstance(exc, OSError) else "it holds a NUL character"
         raise ScenarioError(
@@ -261,9 +278,6 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
             f"{where}: too many bases in a row (at most {MAX_BASES}): "
             f"{_chain([*shown, show_path(path)])} -> ..."
         )
-    if special:
-        # A device or pipe could block the read or never end; a scenario is an ordinary file.
-        raise ScenarioError(f"{where}: {show_path(path)}: not a regular file")
     return path
 
 
@@ -818,7 +832,10 @@ def _expected(err: dict) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return "true or false"
     if kind in ("enum", "literal_error"):
-        return "one of " + ctx.get("expected", "the listed values")
+        listed_ = ctx.get("expected", "the listed values")
+        if len(listed_) > 200:  # e.g. the 30 figure names: the schema lists them all
+            listed_ = listed_[:150].rsplit(",", 1)[0] + ", ... (see `cxsim schema`)"
+        return "one of " + listed_
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "a mapping of fields"
     if kind in ("tuple_type", "list_type"):

@@ -311,8 +311,14 @@ def test_cxsim_sweep_writes_a_folder_and_resume_finishes_it(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("parameters", "lines", "field"),
     [
-        ("".join(f"  touchpoints.{t}.bad: {{low: 0, high: 0.01, steps: 100}}\n"
-                 for t in ("billing", "delivery", "product", "email")), "", "parameters"),
+        (
+            "".join(
+                f"  touchpoints.{t}.bad: {{low: 0, high: 0.01, steps: 100}}\n"
+                for t in ("billing", "delivery", "product", "email")
+            ),
+            "",
+            "parameters",
+        ),
         ("  strategy.detection: [0.1, 0.2]\n", "replications: 1000000000\n", "replications"),
         (BOUNDS, "design: sobol\npoints: 1099511627776\n", "points"),
     ],  # fmt: skip
@@ -334,8 +340,11 @@ def test_a_design_of_more_than_a_million_runs_is_refused_before_it_is_made(
 @pytest.mark.parametrize(
     ("parameters", "lines", "expected"),
     [
-        ("  strategy.detection: {distribution: lognormal, mu: 1000, sigma: 1}\n",
-         "design: monte_carlo\npoints: 4\n", "expected mu at most 700"),
+        (
+            "  strategy.detection: {distribution: lognormal, mu: 1000, sigma: 1}\n",
+            "design: monte_carlo\npoints: 4\n",
+            "expected mu at most 700",
+        ),
         (BOUNDS, "design: morris\npoints: 4\nlevels: 1000000000\n", "levels"),
     ],  # fmt: skip
     ids=["exp(mu) overflows", "a billion morris levels"],
@@ -351,3 +360,12 @@ def test_a_scenario_listed_twice_is_refused_before_any_is_read(tmp_path):
     with pytest.raises(ScenarioError, match=r"scenarios\[1\]: .* is listed twice"):
         load_sweep(write(tmp_path, sweep_text(GRID, scenarios=scenarios)))
     assert time.perf_counter() - started < 2
+
+
+def test_an_unknown_figure_gives_a_short_line_not_every_figure(tmp_path):
+    text = sweep_text(GRID) + "figures: [profit, nonsense]\n"
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(write(tmp_path, text))
+    message = str(info.value)
+    assert "figures.1: expected one of 'annual_churn'" in message and "cxsim schema" in message
+    assert "\n" not in message and len(message) < 300 + len(str(tmp_path))

@@ -424,3 +424,23 @@ def test_a_long_chain_of_bases_is_shown_short(tmp_path):
     message = error_of(tmp_path / "b0.yaml")
     assert "too many bases in a row" in message and "more) ->" in message
     assert len(message) < 500 and "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["scenario", "base", "sweep"])
+def test_a_device_is_refused_not_read_forever(tmp_path, capsys, where):
+    # Found by fuzzing: a sweep listing /dev/zero as a scenario filled the memory.
+    if where == "scenario":
+        args = ["validate", "/dev/zero"]
+    elif where == "base":
+        args = ["validate", str(write(tmp_path / "v.yaml", "base: /dev/zero\n"))]
+    else:
+        sweep = write(tmp_path / "s.yaml", "scenarios: [/dev/zero]\nparameters: {x: [1]}\n")
+        args = ["sweep", "--print-problem", str(sweep)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/dev/zero: not a regular file" in err, err
+
+
+def test_a_file_over_ten_megabytes_is_refused_before_it_is_read(tmp_path):
+    path = write(tmp_path / "big.yaml", "description: '" + "x" * (10 * 2**20) + "'\n")
+    assert "a scenario or sweep file is at most 10 MB" in error_of(path)

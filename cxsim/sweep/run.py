@@ -241,7 +241,8 @@ def _tasks(sweep: Sweep, points: pd.DataFrame, seeds: list[int]) -> list[SweepTa
                 spec = apply_overrides(base, mine)
                 guards.check(spec, sweep.source, sweep.spec.engine)
             except ScenarioError as exc:
-                message = unblame(str(exc))
+                # The guard's message starts with the sweep file, which this one names first.
+                message = unblame(str(exc)).removeprefix(f"{sweep.source}: ")
                 raise ScenarioError(
                     f"{sweep.source}: point {p} ({_shown(overrides)}), scenario '{base.name}': "
                     f"{message}"

@@ -70,13 +70,19 @@ def estimate(spec: Scenario, engine: str = "vector", runs: int = 1) -> Estimate:
     if spec.network.kind.value != "well_mixed":
         # mean_degree/2 edges per person, but never more than every pair once.
         edges = min(n * spec.network.mean_degree / 2, n * (n - 1) / 2)
-    horizon, years = spec.time.horizon, spec.time.horizon / spec.time.steps_per_year
-    metrics = 60 + 2 * len(spec.touchpoints)  # the per-step metrics: fixed ones + by cause
+    years = spec.time.horizon / spec.time.steps_per_year
     # Spells: everyone at the start may be a customer, and churn plus win-back can make each
     # person a customer again a few times a year; one spell per person-year bounds it loosely.
     spells = n * (1 + years)
-    tables = runs * ((horizon + 1) * metrics * METRIC_VALUE_BYTES + spells * SPELL_BYTES)
+    tables = step_tables(spec, runs) + runs * spells * SPELL_BYTES
     return Estimate(_ceil(n * per_person), _ceil(edges * per_edge), _ceil(tables))
+
+
+def step_tables(spec: Scenario, runs: int = 1) -> int:
+    """Bytes of the per-step metric tables of ``runs`` replications (they grow with the
+    horizon, not the population)."""
+    metrics = 60 + 2 * len(spec.touchpoints)  # the per-step metrics: fixed ones + by cause
+    return runs * (spec.time.horizon + 1) * metrics * METRIC_VALUE_BYTES
 
 
 def _ceil(x: float) -> int:
@@ -151,8 +157,17 @@ def check(spec: Scenario, label: str, engine: str = "vector", runs: int = 1) -> 
         return
     parts = [(name, getattr(need, name)) for name in ("people", "network", "tables")]
     shown = ", ".join(f"{name} {size(value)}" for name, value in parts if value)
+    # Blame the setting behind most of it: the horizon (with the replications kept together)
+    # when the tables outgrow the model tenfold, the contacts for a dense network, else the
+    # population.
+    if need.tables > 10 * (need.people + need.network):
+        field = "time.horizon x run.replications" if runs > 1 else "time.horizon"
+    elif need.network > 10 * need.people:
+        field = "network.mean_degree"
+    else:
+        field = "population"
     raise ScenarioError(
-        f"{label}: population: {count(spec.population.size)} people need about "
+        f"{label}: {field}: {count(spec.population.size)} people need about "
         f"{size(need.total)} "
         f"({shown}; {engine} engine); this machine has {size(limit)} available "
         f"(fewer people or contacts, or a shorter horizon, fit; {LIMIT_ENV} sets the limit)"

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -29,8 +30,9 @@ STAGES = ("prospect", "onboarding", "active")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-Number = Annotated[float, Strict()]
-"""A real number: whole numbers are accepted, true/false and text are not."""
+Number = Annotated[float, Strict(), AfterValidator(lambda x: x + 0.0)]
+"""A real number: whole numbers are accepted, true/false and text are not. -0.0 is read as 0
+(NumPy refuses a scale of -0.0 as negative)."""
 Whole = Annotated[int, Strict()]
 """A whole number: 52 is accepted, 52.0 and true are not."""
 
@@ -117,8 +119,18 @@ class NetworkKind(StrEnum):
     ring = "ring"
 
 
+def _text_first(value: object) -> object:
+    """Refuse a non-text kind before Enum sees it: Enum's own error writes out the whole
+    value, which for an alias bomb is billions of items."""
+    if not isinstance(value, str | NetworkKind):
+        raise ValueError(
+            f"expected one of {', '.join(NetworkKind)}, found a {type(value).__name__}"
+        )
+    return value
+
+
 class Network(Section):
-    kind: NetworkKind = Field(
+    kind: Annotated[NetworkKind, BeforeValidator(_text_first)] = Field(
         NetworkKind.watts_strogatz,
         description="Social network: well_mixed, watts_strogatz, barabasi_albert, erdos_renyi "
         "or ring (kind)",
@@ -223,10 +235,16 @@ class Survey(Section):
 
 class WalkAway(Section):
     a: Number | None = Field(
-        None, description="Intercept of the walk-away curve; null: fitted to survey (log-odds)"
+        None,
+        ge=-50,
+        le=50,
+        description="Intercept of the walk-away curve; null: fitted to survey (log-odds)",
     )
     b: Number | None = Field(
-        None, description="Rise per extra recent bad experience; null: fitted to survey (log-odds)"
+        None,
+        ge=-50,
+        le=50,
+        description="Rise per extra recent bad experience; null: fitted to survey (log-odds)",
     )
     survey: Survey = Field(default_factory=Survey, description="Survey figures to fit a and b")
     tolerance_sd: Number = Field(
@@ -271,6 +289,7 @@ class BaselineChurn(Section):
     satisfaction_elasticity: Number = Field(
         3.0,
         ge=0,
+        le=50,
         description="Hazard x exp(elasticity x (resting - current satisfaction)); 0: off (1/unit)",
     )
 
@@ -294,7 +313,9 @@ class Reviews(Section):
     post_rate_after_bad: Number = _share(
         0.05, "Chance a customer posts a review in a step with a bad experience"
     )
-    window: Whole = Field(26, ge=1, description="Steps of reviews in the public score (steps)")
+    window: Whole = Field(
+        26, ge=1, le=100_000, description="Steps of reviews in the public score (steps)"
+    )
     initial_score: Number = Field(4.0, ge=1, le=5, description="Score before any review (stars)")
     neutral_score: Number = Field(
         4.0, ge=1, le=5, description="Score at which reviews neither help nor hurt (stars)"
@@ -680,7 +701,7 @@ class Scenario(Section):
                 for i in active:
                     spec = event_scenario(spec, self.events[i])
             except ValueError as exc:
-                names = ", ".join(repr(self.events[i].name) for i in active)
+                names = listed([repr(self.events[i].name) for i in active])
                 raise ValueError(f"events: {names} overlap, and together: {exc}") from None
         return self
 

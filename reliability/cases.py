@@ -290,8 +290,8 @@ def _new_key(rng: random.Random, data: dict, pool: list) -> str:
     path = rng.choice(_mapping_paths(data))
     key = rng.choice(pool)
     get(data, path)[key] = rng.choice([1, "x", 0.5, None, Raw("{a: 1}")])
-    if isinstance(key, Raw):  # read as a number or null: the message names where it stands
-        return dotted(path) or "(top level)"
+    if isinstance(key, Raw):  # may be read as a number or null: named where it stands
+        return f"{dotted(path) or '(top level)'}|{key.strip(chr(39))}"
     return dotted((*path, key)) if path else str(key)
 
 
@@ -767,7 +767,7 @@ def _sweep_overrides(rng: random.Random, data: dict) -> str:
     value = rng.choice([*WRONG_TYPES[:10], *HUGE[:10], *SIZES[:8], alias_bomb(9, 9), 0.5])
     data["overrides"] = {key: value} if rng.random() < 0.5 else {**data.get("overrides", {}),
                                                                  key: value}  # fmt: skip
-    return "overrides"
+    return f"overrides|{key.split(':')[-1]}"
 
 
 def _valid_sweep(rng: random.Random, data: dict) -> str:

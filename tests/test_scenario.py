@@ -788,3 +788,32 @@ def test_a_long_list_of_touchpoints_is_shortened_in_a_message(tmp_path):
     _, message = error_of(tmp_path, "touchpoints:\n" + touchpoints + event)
     assert_short(message, 1)
     assert "events.0: no touchpoint named 'billing'" in message and "(100 in all)" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("behaviour: {walk_away: {a: 1e300, b: 1}}", "behaviour.walk_away.a"),
+        (
+            "behaviour: {baseline_churn: {satisfaction_elasticity: 1e300}}",
+            "satisfaction_elasticity",
+        ),
+        ("behaviour: {reviews: {window: 1000000000000000000000000000000}}", "reviews.window"),
+    ],
+)
+def test_values_that_overflow_the_model_are_refused_when_read(tmp_path, text, field):
+    # Found by fuzzing: these validated, then overflowed float32 (a warning) or a deque size.
+    _, message = error_of(tmp_path, text + "\n")
+    assert field in message and "expected a" in message
+    assert_short(message, 1)
+
+
+def test_an_alias_bomb_as_the_network_kind_is_refused_at_once(tmp_path):
+    bomb = "[&a [x, x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]"
+    for level in "cdefghi":
+        bomb += f", &{level} [" + ", ".join([f"*{chr(ord(level) - 1)}"] * 9) + "]"
+    started = time.perf_counter()
+    _, message = error_of(tmp_path, f"network:\n  kind: {bomb}]\n")
+    assert time.perf_counter() - started < 5
+    assert "network.kind: expected one of well_mixed" in message
+    assert_short(message, 1)

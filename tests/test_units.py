@@ -268,3 +268,11 @@ def test_a_population_of_thousands_of_digits_is_refused_in_one_line() -> None:
     huge_network = load_scenario(REACTIVE, ["population.prospects=" + "9" * 400,
                                             "network.mean_degree=1e300"])  # fmt: skip
     assert guards.estimate(huge_network).total > 10**30
+
+
+def test_the_guard_blames_the_horizon_when_the_tables_are_the_bulk() -> None:
+    spec = load_scenario(REACTIVE, ["time.horizon=100000", "run.replications=100000"])
+    with pytest.raises(
+        ScenarioError, match=r"^s: time.horizon x run.replications: 10,000 people need about"
+    ):
+        guards.check(spec, "s", runs=spec.run.replications)

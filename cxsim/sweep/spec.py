@@ -232,7 +232,7 @@ def design_problem(spec: SweepSpec) -> tuple[tuple, str] | None:
     points = design_size(spec)
     runs = points * len(spec.scenarios) * spec.replications
     if runs > MAX_RUNS:
-        where = ("replications",) if spec.replications > MAX_RUNS else (
+        where = ("replications",) if spec.replications > points else (
             ("parameters",) if spec.design == "grid" else ("points",))  # fmt: skip
         return where, (f"the design has {_count(points)} point(s) x {len(spec.scenarios)} "
                        f"scenario(s) x {_count(spec.replications)} replication(s) = "

@@ -36,13 +36,16 @@ class ScenarioError(Exception):
     """A scenario that cannot be used; the message is meant for the user as it is.
 
     A quoted value in it longer than a line allows (a pasted paragraph, a million digits) is
-    cut in the middle, so that every problem stays one readable line.
+    cut in the middle, and so is a number of more than 60 digits, so that every problem stays
+    one readable line.
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(_QUOTED.sub(_cut_quoted, message))
+        message = _QUOTED.sub(_cut_quoted, message)
+        super().__init__(_DIGITS.sub(lambda m: f"{m[0][:20]}... ({len(m[0])} digits)", message))
 
 
+_DIGITS = re.compile(r"\d{60,}")
 _QUOTED = re.compile(r"'[^'\n]{100,}'" + r'|"[^"\n]{100,}"')
 
 

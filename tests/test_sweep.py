@@ -369,3 +369,9 @@ def test_an_unknown_figure_gives_a_short_line_not_every_figure(tmp_path):
     message = str(info.value)
     assert "figures.1: expected one of 'annual_churn'" in message and "cxsim schema" in message
     assert "\n" not in message and len(message) < 300 + len(str(tmp_path))
+
+
+def test_a_number_of_thousands_of_digits_is_shown_short(tmp_path):
+    text = sweep_text(BOUNDS, "design: sobol\npoints: " + "9" * 4000 + "\n")
+    with pytest.raises(ScenarioError, match=r"found 99999999999999999999\.\.\. \(4000 digits\)$"):
+        load_sweep(write(tmp_path, text))

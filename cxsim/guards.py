@@ -64,20 +64,28 @@ class Estimate:
 
 def estimate(spec: Scenario, engine: str = "vector", runs: int = 1) -> Estimate:
     """Memory of one model (people, network) plus the tables ``runs`` replications keep."""
-    n = spec.population.size
+    # Float arithmetic from here: a population beyond 1e18 needs far more memory than any
+    # machine has anyway, and an integer of 10^400 people cannot be made a float at all.
+    n = float(min(spec.population.size, 10**18))
     per_person = PERSON_BYTES.get(engine, max(PERSON_BYTES.values()))
     per_edge = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
     edges = 0
     if spec.network.kind.value != "well_mixed":
         # mean_degree/2 edges per person, but never more than every pair once.
         edges = min(n * spec.network.mean_degree / 2, n * (n - 1) / 2)
-    horizon, years = spec.time.horizon, spec.time.horizon / spec.time.steps_per_year
-    metrics = 60 + 2 * len(spec.touchpoints)  # the per-step metrics: fixed ones + by cause
+    years = spec.time.horizon / spec.time.steps_per_year
     # Spells: everyone at the start may be a customer, and churn plus win-back can make each
     # person a customer again a few times a year; one spell per person-year bounds it loosely.
     spells = n * (1 + years)
-    tables = runs * ((horizon + 1) * metrics * METRIC_VALUE_BYTES + spells * SPELL_BYTES)
+    tables = step_tables(spec, runs) + runs * spells * SPELL_BYTES
     return Estimate(_ceil(n * per_person), _ceil(edges * per_edge), _ceil(tables))
+
+
+def step_tables(spec: Scenario, runs: int = 1) -> int:
+    """Bytes of the per-step metric tables of ``runs`` replications (they grow with the
+    horizon, not the population)."""
+    metrics = 60 + 2 * len(spec.touchpoints)  # the per-step metrics: fixed ones + by cause
+    return runs * (spec.time.horizon + 1) * metrics * METRIC_VALUE_BYTES
 
 
 def _ceil(x: float) -> int:
@@ -120,6 +128,14 @@ def parse_bytes(text: str) -> int:
     return int(value)
 
 
+def count(n: int) -> str:
+    """A count of people for a message: 12,000; or 1e+30 when it is beyond belief (an
+    integer of thousands of digits cannot even be written out)."""
+    if n < 10**15:
+        return f"{n:,}"
+    return f"about 10^{int(n.bit_length() * math.log10(2))}"
+
+
 def size(n: float) -> str:
     """Bytes in words: '80 GB', '1.2 TB', '512 MB'."""
     for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
@@ -144,8 +160,18 @@ def check(spec: Scenario, label: str, engine: str = "vector", runs: int = 1) -> 
         return
     parts = [(name, getattr(need, name)) for name in ("people", "network", "tables")]
     shown = ", ".join(f"{name} {size(value)}" for name, value in parts if value)
+    # Blame the setting behind most of it: the horizon (with the replications kept together)
+    # when the tables outgrow the model tenfold, the contacts for a dense network, else the
+    # population.
+    if need.tables > 10 * (need.people + need.network):
+        field = "time.horizon x run.replications" if runs > 1 else "time.horizon"
+    elif need.network > 10 * need.people:
+        field = "network.mean_degree"
+    else:
+        field = "population"
     raise ScenarioError(
-        f"{label}: population: {spec.population.size:,} people need about {size(need.total)} "
+        f"{label}: {field}: {count(spec.population.size)} people need about "
+        f"{size(need.total)} "
         f"({shown}; {engine} engine); this machine has {size(limit)} available "
         f"(fewer people or contacts, or a shorter horizon, fit; {LIMIT_ENV} sets the limit)"
     )
@@ -161,7 +187,8 @@ def _check_values(spec: Scenario, label: str) -> None:
         )
     p = spec.population
     costs = spec.strategy.costs
-    per_step = (arpu.mean + costs.per_customer) * p.size + costs.fixed / p.represents
+    size = float(min(p.size, 10**18))  # as in estimate(): beyond that no model fits anyway
+    per_step = (arpu.mean + costs.per_customer) * size + costs.fixed / p.represents
     total = per_step * p.represents * spec.time.horizon
     if not total < MAX_MONEY:
         raise ScenarioError(

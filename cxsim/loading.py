@@ -18,6 +18,7 @@ import copy
 import difflib
 import re
 import reprlib
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -28,11 +29,29 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cxsim import units
-from cxsim.scenario import Scenario
+from cxsim.scenario import Scenario, listed
 
 
 class ScenarioError(Exception):
-    """A scenario that cannot be used; the message is meant for the user as it is."""
+    """A scenario that cannot be used; the message is meant for the user as it is.
+
+    A quoted value in it longer than a line allows (a pasted paragraph, a million digits) is
+    cut in the middle, and so is a number of more than 60 digits, so that every problem stays
+    one readable line.
+    """
+
+    def __init__(self, message: str) -> None:
+        message = _QUOTED.sub(_cut_quoted, message)
+        super().__init__(_DIGITS.sub(lambda m: f"{m[0][:20]}... ({len(m[0])} digits)", message))
+
+
+_DIGITS = re.compile(r"\d{60,}")
+_QUOTED = re.compile(r"'[^'\n]{100,}'" + r'|"[^"\n]{100,}"')
+
+
+def _cut_quoted(match: re.Match) -> str:
+    text = match.group(0)
+    return f"{text[:60]}...{text[-20:]}"
 
 
 Path_ = tuple[str | int, ...]
@@ -43,6 +62,8 @@ Lines = dict[Path_, Origin]
 _FROM_SET: Origin = ("", 0)
 
 BASE_KEY = "base"
+MAX_FILE_BYTES = 10 * 2**20
+"""Largest scenario or sweep file read (10 MB; the shipped ones are under 10 KB)."""
 MAX_BASES = 8
 """Longest chain of bases a scenario may sit on (a variant of a variant of ...)."""
 
@@ -56,7 +77,7 @@ def load_scenario(
     or strings ``"key=value"`` as typed after ``--set`` (values are read as YAML scalars).
     """
     path = Path(source)
-    data, lines = _resolve(read_text(path, str(path)), str(path))
+    data, lines = _resolve(read_text(path, show_path(path)), str(path))
     return _finish(data, lines, str(path), overrides)
 
 
@@ -68,7 +89,7 @@ def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ())
     whose file stem is ``target``, else, for a number, the one at that 1-based position.
     """
     paths = [Path(s) for s in sources]
-    documents = [_resolve(read_text(p, str(p)), str(p)) for p in paths]
+    documents = [_resolve(read_text(p, show_path(p)), str(p)) for p in paths]
     names = [_name_of(data) for data, _ in documents]
     stems = [p.stem for p in paths]
     chosen: list[list[str]] = [[] for _ in paths]
@@ -165,10 +186,24 @@ def _mark_override(lines: Lines, path: Path_) -> None:
 
 
 def read_text(path: Path, label: str) -> str:
-    """The text of a scenario file; ``label`` starts the message if it cannot be read."""
+    """The text of a scenario file; ``label`` starts the message if it cannot be read.
+
+    Only an ordinary file is read, and only up to MAX_FILE_BYTES: a device, a pipe or a
+    huge file could be read forever or fill the memory.
+    """
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(f"{label}: not a regular file, expected a scenario YAML file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(
+                f"{label}: {info.st_size:,} bytes; a scenario or sweep file is at most "
+                f"{MAX_FILE_BYTES // 2**20} MB"
+            )
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ScenarioError(f"{label}: no such file") from None
     except IsADirectoryError:
         raise ScenarioError(f"{label}: is a folder, expected a scenario YAML file") from None
@@ -176,6 +211,10 @@ def read_text(path: Path, label: str) -> str:
         raise ScenarioError(f"{label}: not a text file (expected UTF-8 YAML)") from None
     except OSError as exc:
         raise ScenarioError(f"{label}: cannot be read ({exc.strerror})") from None
+    except ValueError:  # a NUL character in the name: no file can have it
+        raise ScenarioError(
+            f"{label}: not a possible file name (it holds a NUL character)"
+        ) from None
 
 
 # --- bases: a scenario that starts from another -------------------------------------------
@@ -205,7 +244,7 @@ def _resolve(
         del lines[path]
     chain = (*chain, (Path(filename).resolve(), filename))
     base_path = _base_path(target, filename, where, chain)
-    shown = str(base_path)
+    shown = show_path(base_path)
     text = read_text(base_path, f"{where}: {shown}")
     base_data, base_lines = _resolve(text, shown, chain, via)
     try:
@@ -225,18 +264,41 @@ def _base_path(target: Any, filename: str, where: str, chain: tuple[tuple[Path, 
         )
     path = Path(filename).parent / target
     files = [file for file, _ in chain]
-    shown = [name for _, name in chain]
-    if path.resolve() in files:
-        loop = " -> ".join([*shown[files.index(path.resolve()) :], str(path)])
-        raise ScenarioError(f"{where}: {target!r} makes a loop of bases: {loop}")
+    shown = [show_path(name) for _, name in chain]
+    try:
+        resolved = path.resolve()
+        path.exists()  # raises for a name no file can have
+    except (OSError, ValueError) as exc:  # a name too long, a NUL character
+        reason = exc.strerror if isinstance(exc, OSError) else "it holds a NUL character"
+        raise ScenarioError(
+            f"{where}: {_show(target)}: not a possible file name ({reason})"
+        ) from None
+    if resolved in files:
+        loop = _chain([*shown[files.index(resolved) :], show_path(path)])
+        raise ScenarioError(f"{where}: {_show(target)} makes a loop of bases: {loop}")
     if len(chain) > MAX_BASES:
         raise ScenarioError(
-            f"{where}: too many bases in a row (at most {MAX_BASES}): {' -> '.join(shown)} -> ..."
+            f"{where}: too many bases in a row (at most {MAX_BASES}): "
+            f"{_chain([*shown, show_path(path)])} -> ..."
         )
-    if path.exists() and not (path.is_file() or path.is_dir()):
-        # A device or pipe could block the read or never end; a scenario is an ordinary file.
-        raise ScenarioError(f"{where}: {path}: not a regular file")
     return path
+
+
+def _chain(names: list[str]) -> str:
+    """Files of a chain of bases, 'a -> b -> c'; the middle of a long one left out, so that
+    the message stays one readable line."""
+    if len(names) > 4:
+        names = [*names[:2], f"({len(names) - 4} more)", *names[-2:]]
+    return " -> ".join(names)
+
+
+def show_path(path: Path | str) -> str:
+    """A file name for a one-line message: quoted if it holds characters that are not
+    printable (a line break), shortened in the middle if it is very long."""
+    text = str(path)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
 def _describe_value(value: Any) -> str:
@@ -379,9 +441,6 @@ def read_yaml(
         raise ScenarioError(f"{filename}{where}: not valid YAML: {problem}") from None
     except RecursionError:
         raise ScenarioError(f"{filename}: not valid YAML: nested too deeply") from None
-    except (ValueError, OverflowError) as exc:
-        # A value YAML recognises but Python cannot build, e.g. '!!int abc' or a 5000-digit int.
-        raise ScenarioError(f"{filename}: not valid YAML: a value cannot be read ({exc})") from None
     if node is None:
         raise ScenarioError(
             f"{filename}: the file is empty; expected a mapping of sections such as "
@@ -434,14 +493,48 @@ def _compose_and_construct(text: str, filename: str) -> tuple[yaml.Node | None, 
     """Parse once with the safe loader: the node tree (for line numbers) and the plain data."""
     loader = ScenarioLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            # Where the reader stopped is inside the deepest nesting it reached.
+            raise ScenarioError(
+                f"{filename}:{loader.line + 1}: not valid YAML: nested too deeply"
+            ) from None
         lines: Lines = {}
         if not isinstance(node, yaml.MappingNode):
             return node, None, lines
         _index_lines(node, (), lines, filename, set())
-        return node, loader.construct_document(node), lines
+        try:
+            return node, loader.construct_document(node), lines
+        except (ValueError, OverflowError, KeyError, TypeError, AttributeError) as exc:
+            # A value YAML recognises but Python cannot build, e.g. '!!int abc', '!!bool maybe'
+            # or a 5000-digit int.
+            line = _unbuildable_line(loader, node)
+            raise ScenarioError(
+                f"{filename}:{line}: not valid YAML: a value cannot be read ({shorten(str(exc))})"
+            ) from None
     finally:
         loader.dispose()
+
+
+def _unbuildable_line(loader: yaml.SafeLoader, root: yaml.Node) -> int | str:
+    """The line of the first value in ``root`` the loader cannot build ('?' if none alone)."""
+    todo, seen = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except Exception:  # noqa: BLE001 (whichever error the constructor raises)
+                return node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(reversed(node.value))
+    return "?"
 
 
 def _node_kind(node: yaml.Node) -> str:
@@ -580,7 +673,7 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
                 names = [str(i.get("name")) for i in node if isinstance(i, dict)]
                 raise ScenarioError(
                     f"--set {key}: no item {part!r} in {'.'.join(parts[:depth])}; "
-                    f"expected an index or one of: {', '.join(names)}"
+                    f"expected an index or one of: {listed(names)}"
                 )
             node = node[index]
         else:
@@ -598,7 +691,7 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
             names = [str(i.get("name")) for i in node if isinstance(i, dict)]
             raise ScenarioError(
                 f"--set {key}: no item {last!r} in {'.'.join(parts[:-1])}; "
-                f"expected an index or one of: {', '.join(names)}"
+                f"expected an index or one of: {listed(names)}"
             )
         node[index] = value
     else:
@@ -609,7 +702,10 @@ def _apply_override(data: dict, key: str, value: Any, filename: str) -> None:
 
 
 def _dotted(path: Iterable[str | int]) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
+    """A field path for a message; a key that is very long or not printable is shown short
+    and quoted, so that the message stays one readable line."""
+    parts = [str(p) if str(p).isprintable() else repr(str(p)) for p in path]
+    return ".".join(shorten(p, 60) for p in parts) or "(top level)"
 
 
 def locate(filename: str, lines: Lines, path: Path_) -> str:
@@ -639,6 +735,12 @@ def describe(
     "did you mean" for unknown keys taken from ``model`` (the schema that was validated)."""
     messages = []
     errors = [(_loc(err), err) for err in exc.errors()]
+    missing = {loc for loc, err in errors if err["type"] == "missing"}
+    unknown = {loc for loc, err in errors if err["type"] == "extra_forbidden"}
+    # A misspelt required key is one mistake: say it once, at the misspelt key.
+    renamed = {m: u for m in missing for u in unknown if u[:-1] == m[:-1]}
+    errors = [(loc, err) for loc, err in errors if loc not in renamed]
+    meant = {u: m[-1] for m, u in renamed.items()}
     item_failures = {loc[:depth] for loc, _ in errors for depth in range(len(loc))}
     for loc, err in errors:
         if err["type"] in ("too_short", "too_long") and loc in item_failures:
@@ -648,8 +750,9 @@ def describe(
         kind = err["type"]
         found = _found(err, data, loc)
         if kind == "extra_forbidden":
-            hint = _suggest(loc, model)
-            messages.append(f"{where}: unknown key {path!r}{hint}")
+            hint = f" (did you mean {meant[loc]!r}? it is required)" if loc in meant else (
+                _suggest(loc, model))  # fmt: skip
+            messages.append(f"{where}: unknown key '{path}'{hint}")
         elif kind == "missing":
             messages.append(f"{where}: {path}: required field is missing")
         elif kind == "value_error" and not loc:
@@ -702,7 +805,12 @@ def _show(value: Any) -> str:
     """A found value, short enough for a one-line message."""
     if isinstance(value, date):
         return f"the date {value.isoformat()} (quote it to use it as text)"
-    return _repr.repr(value)
+    return shorten(_repr.repr(value))
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters, with '...' where it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _expected(err: dict) -> str:
@@ -727,7 +835,10 @@ def _expected(err: dict) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return "true or false"
     if kind in ("enum", "literal_error"):
-        return "one of " + ctx.get("expected", "the listed values")
+        listed_ = ctx.get("expected", "the listed values")
+        if len(listed_) > 200:  # e.g. the 30 figure names: the schema lists them all
+            listed_ = listed_[:150].rsplit(",", 1)[0] + ", ... (see `cxsim schema`)"
+        return "one of " + listed_
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "a mapping of fields"
     if kind in ("tuple_type", "list_type"):
@@ -749,9 +860,10 @@ def _suggest(loc: Path_, model: Any = Scenario) -> str:
     if not _is_model(model):
         return ""
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    lower = {name.lower(): name for name in allowed}
+    close = difflib.get_close_matches(str(loc[-1]).lower(), list(lower), n=1, cutoff=0.6)
     if close:
-        return f" (did you mean {close[0]!r}?)"
+        return f" (did you mean {lower[close[0]]!r}?)"
     return f"; allowed here: {', '.join(allowed)}"
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -32,8 +33,9 @@ STAGES = ("prospect", "onboarding", "active")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-Number = Annotated[float, Strict()]
-"""A real number: whole numbers are accepted, true/false and text are not."""
+Number = Annotated[float, Strict(), AfterValidator(lambda x: x + 0.0)]
+"""A real number: whole numbers are accepted, true/false and text are not. -0.0 is read as 0
+(NumPy refuses a scale of -0.0 as negative)."""
 Whole = Annotated[int, Strict()]
 """A whole number: 52 is accepted, 52.0 and true are not."""
 
@@ -120,8 +122,18 @@ class NetworkKind(StrEnum):
     ring = "ring"
 
 
+def _text_first(value: object) -> object:
+    """Refuse a non-text kind before Enum sees it: Enum's own error writes out the whole
+    value, which for an alias bomb is billions of items."""
+    if not isinstance(value, str | NetworkKind):
+        raise ValueError(
+            f"expected one of {', '.join(NetworkKind)}, found a {type(value).__name__}"
+        )
+    return value
+
+
 class Network(Section):
-    kind: NetworkKind = Field(
+    kind: Annotated[NetworkKind, BeforeValidator(_text_first)] = Field(
         NetworkKind.watts_strogatz,
         description="Social network: well_mixed, watts_strogatz, barabasi_albert, erdos_renyi "
         "or ring (kind)",
@@ -226,10 +238,16 @@ class Survey(Section):
 
 class WalkAway(Section):
     a: Number | None = Field(
-        None, description="Intercept of the walk-away curve; null: fitted to survey (log-odds)"
+        None,
+        ge=-50,
+        le=50,
+        description="Intercept of the walk-away curve; null: fitted to survey (log-odds)",
     )
     b: Number | None = Field(
-        None, description="Rise per extra recent bad experience; null: fitted to survey (log-odds)"
+        None,
+        ge=-50,
+        le=50,
+        description="Rise per extra recent bad experience; null: fitted to survey (log-odds)",
     )
     survey: Survey = Field(default_factory=Survey, description="Survey figures to fit a and b")
     tolerance_sd: Number = Field(
@@ -274,6 +292,7 @@ class BaselineChurn(Section):
     satisfaction_elasticity: Number = Field(
         3.0,
         ge=0,
+        le=50,
         description="Hazard x exp(elasticity x (resting - current satisfaction)); 0: off (1/unit)",
     )
 
@@ -297,7 +316,9 @@ class Reviews(Section):
     post_rate_after_bad: Number = _share(
         0.05, "Chance a customer posts a review in a step with a bad experience"
     )
-    window: Whole = Field(26, ge=1, description="Steps of reviews in the public score (steps)")
+    window: Whole = Field(
+        26, ge=1, le=100_000, description="Steps of reviews in the public score (steps)"
+    )
     initial_score: Number = Field(4.0, ge=1, le=5, description="Score before any review (stars)")
     neutral_score: Number = Field(
         4.0, ge=1, le=5, description="Score at which reviews neither help nor hurt (stars)"
@@ -658,17 +679,23 @@ class Scenario(Section):
         names = [t.name for t in self.touchpoints]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"touchpoint names must be unique, repeated: {', '.join(dupes)}")
-        unknown = [t for t in self.strategy.touchpoints if t not in names]
-        changed = [key.split(".")[1] for e in self.events for key in (*e.scale, *e.set)
-                   if key.startswith("touchpoints.")]  # fmt: skip
-        unknown += [t for t in changed if t not in names]
+            raise ValueError(f"touchpoints: names must be unique, repeated: {listed(dupes)}")
+        unknown = [("strategy.touchpoints", t) for t in self.strategy.touchpoints
+                   if t not in names]  # fmt: skip
+        unknown += [(f"events.{i}", key.split(".")[1]) for i, e in enumerate(self.events)
+                    for key in (*e.scale, *e.set)
+                    if key.startswith("touchpoints.")
+                    and key.split(".")[1] not in names]  # fmt: skip
         if unknown:
+            where, name = unknown[0]
             raise ValueError(
-                f"no touchpoint named {unknown[0]!r}; the touchpoints are {', '.join(names)}"
+                f"{where}: no touchpoint named {name!r}; the touchpoints are {listed(names)}"
             )
-        for event in self.events:
-            event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+        for i, event in enumerate(self.events):
+            try:
+                event_scenario(self, event)  # fails here, naming the event, if a value goes wrong
+            except ValueError as exc:
+                raise ValueError(f"events.{i}: {exc}") from None
         for active in overlapping_events(self.events):
             # Overlapping events apply together (cxsim.levers.Schedule): check each such set
             # here too, or a file that reads well could fail in the middle of a run.
@@ -677,8 +704,8 @@ class Scenario(Section):
                 for i in active:
                     spec = event_scenario(spec, self.events[i])
             except ValueError as exc:
-                names = ", ".join(repr(self.events[i].name) for i in active)
-                raise ValueError(f"events {names} overlap, and together: {exc}") from None
+                names = listed([repr(self.events[i].name) for i in active])
+                raise ValueError(f"events: {names} overlap, and together: {exc}") from None
         return self
 
     @model_validator(mode="after")
@@ -695,7 +722,7 @@ class Scenario(Section):
             if not known:
                 raise ValueError(
                     f"calibration.unknowns: {key!r}: no touchpoint {item!r}; expected an index "
-                    f"or one of: {', '.join(self.touchpoint_names)}"
+                    f"or one of: {listed(self.touchpoint_names)}"
                 )
         return self
 
@@ -711,6 +738,14 @@ class Scenario(Section):
     def walk_away_curve(self) -> tuple[float, float]:
         """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
         return self.behaviour.walk_away.curve()
+
+
+def listed(names: list[str] | tuple[str, ...], most: int = 12) -> str:
+    """Names for a one-line message: all of a short list, the first ``most`` of a long one."""
+    short = [n if len(n) <= 40 else n[:30] + "..." for n in names[:most]]
+    if len(names) <= most:
+        return ", ".join(short)
+    return f"{', '.join(short)}, ... ({len(names)} in all)"
 
 
 def overlapping_events(events: tuple[Event, ...]) -> list[tuple[int, ...]]:

@@ -148,6 +148,8 @@ def unit_of(value: Any, path: tuple[str | int, ...]) -> str:
 def parse(text: str, kind: Kind, path: tuple[str | int, ...]) -> Quantity:
     """A unit string such as '13 weeks', '0.004 per week', '5% per month', '50 per month'."""
     wanted = f"expected {_EXAMPLES[kind]}, found {text!r}"
+    if len(text) > 100:  # no quantity is that long; and the patterns would take long to fail
+        raise UnitError(path, wanted)
     match = (_DURATION if kind in (Kind.DURATION, Kind.WHOLE_DURATION) else _RATE).match(text)
     if not match:
         raise UnitError(path, wanted)

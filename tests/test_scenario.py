@@ -7,6 +7,7 @@ dotted field, the line where known, what was expected and what was found.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -735,3 +736,84 @@ def test_events_valid_alone_but_not_together_are_refused_when_read(tmp_path):
         "  - {name: b, start: 4, duration: 3, scale: {touchpoints.product.bad: 600}}\n",
     )
     assert len(load_scenario(path).events) == 2
+
+
+# --- found by fuzzing (reliability/fuzz.py): one located line, whatever the file holds ---------
+
+
+def test_a_yaml_value_python_cannot_build_names_its_line(tmp_path):
+    path, message = error_of(tmp_path, "name: x\nstrategy:\n  detection: !!bool maybe\n")
+    assert message.startswith(f"{path}:3: not valid YAML: a value cannot be read")
+    assert_short(message, 1)
+
+
+def test_deep_nesting_names_its_line(tmp_path):
+    path, message = error_of(tmp_path, "name: x\nstrategy: " + "[" * 10_000 + "]" * 10_000)
+    assert message == f"{path}:2: not valid YAML: nested too deeply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "strategy:\n  " + "k" * 100_000 + ": 1\n",
+        "touchpoints:\n  - {name: '" + "ab " * 50_000 + "', stages: [active]}\n",
+        "strategy:\n  outreach: '" + "9" * 100_000 + " per week'\n",
+        "name: x\ndescription: &a [&b [x, x, x, x, x, x, x, x], [*b, *b, *b, *b, *b, *b, *b]]\n",
+    ],
+    ids=["long key", "long name", "million-digit unit string", "alias bomb"],
+)
+def test_long_keys_and_values_are_cut_to_one_short_line(tmp_path, text):
+    started = time.perf_counter()
+    _, message = error_of(tmp_path, text)
+    assert time.perf_counter() - started < 10
+    assert_short(message, 1)
+
+
+def test_a_misspelt_required_key_is_one_problem_on_one_line(tmp_path):
+    _, message = error_of(tmp_path, "touchpoints:\n  - {name: a, STAGES: [active]}\n")
+    assert_short(message, 1)
+    assert "unknown key 'touchpoints.0.STAGES' (did you mean 'stages'? it is required)" in message
+
+
+def test_checks_across_touchpoints_and_events_name_their_field(tmp_path):
+    text = "touchpoints:\n  - {name: a, stages: [active]}\n  - {name: a, stages: [active]}\n"
+    assert "touchpoints: names must be unique, repeated: a" in error_of(tmp_path, text)[1]
+    event = "events:\n  - {name: e0, start: 1, duration: 2, set: {strategy.outreach: 2}}\n"
+    assert "events.0: event 'e0' makes strategy.outreach invalid" in error_of(tmp_path, event)[1]
+
+
+def test_a_long_list_of_touchpoints_is_shortened_in_a_message(tmp_path):
+    touchpoints = "".join(f"  - {{name: t{i}, stages: [active]}}\n" for i in range(100))
+    event = "events:\n  - {start: 1, duration: 2, scale: {touchpoints.billing.bad: 2}}\n"
+    _, message = error_of(tmp_path, "touchpoints:\n" + touchpoints + event)
+    assert_short(message, 1)
+    assert "events.0: no touchpoint named 'billing'" in message and "(100 in all)" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("behaviour: {walk_away: {a: 1e300, b: 1}}", "behaviour.walk_away.a"),
+        (
+            "behaviour: {baseline_churn: {satisfaction_elasticity: 1e300}}",
+            "satisfaction_elasticity",
+        ),
+        ("behaviour: {reviews: {window: 1000000000000000000000000000000}}", "reviews.window"),
+    ],
+)
+def test_values_that_overflow_the_model_are_refused_when_read(tmp_path, text, field):
+    # Found by fuzzing: these validated, then overflowed float32 (a warning) or a deque size.
+    _, message = error_of(tmp_path, text + "\n")
+    assert field in message and "expected a" in message
+    assert_short(message, 1)
+
+
+def test_an_alias_bomb_as_the_network_kind_is_refused_at_once(tmp_path):
+    bomb = "[&a [x, x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]"
+    for level in "cdefghi":
+        bomb += f", &{level} [" + ", ".join([f"*{chr(ord(level) - 1)}"] * 9) + "]"
+    started = time.perf_counter()
+    _, message = error_of(tmp_path, f"network:\n  kind: {bomb}]\n")
+    assert time.perf_counter() - started < 5
+    assert "network.kind: expected one of well_mixed" in message
+    assert_short(message, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from cxsim.cli import main
 from cxsim.engines import ENGINES
 from cxsim.executors import SerialExecutor
+from cxsim.loading import ScenarioError
 from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.sweep import SweepTaskError, design, load_sweep, parse_sweep, run_sweep
@@ -302,3 +304,75 @@ def test_cxsim_sweep_writes_a_folder_and_resume_finishes_it(tmp_path, capsys):
     points = pd.read_csv(folder / "points.csv")
     assert list(points["scenario"]) == ["reactive"] and points.loc[0, "n"] == 2
     assert main(["sweep", "--resume", str(folder)]) == 2  # complete: nothing to resume
+
+
+# --- found by fuzzing (reliability/fuzz.py) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "lines", "field"),
+    [
+        (
+            "".join(
+                f"  touchpoints.{t}.bad: {{low: 0, high: 0.01, steps: 100}}\n"
+                for t in ("billing", "delivery", "product", "email")
+            ),
+            "",
+            "parameters",
+        ),
+        ("  strategy.detection: [0.1, 0.2]\n", "replications: 1000000000\n", "replications"),
+        (BOUNDS, "design: sobol\npoints: 1099511627776\n", "points"),
+    ],  # fmt: skip
+    ids=["grid of 10^8 points", "a billion replications", "sobol N = 2^40"],
+)
+def test_a_design_of_more_than_a_million_runs_is_refused_before_it_is_made(
+    tmp_path, parameters, lines, field
+):
+    text = sweep_text(parameters, lines)
+    if lines.startswith("replications"):
+        text = text.replace("replications: 2\n", "")  # the file says it once
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(write(tmp_path, text))
+    message = str(info.value)
+    assert f": {field}: the design has " in message and "at most 1,000,000 fit" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("parameters", "lines", "expected"),
+    [
+        (
+            "  strategy.detection: {distribution: lognormal, mu: 1000, sigma: 1}\n",
+            "design: monte_carlo\npoints: 4\n",
+            "expected mu at most 700",
+        ),
+        (BOUNDS, "design: morris\npoints: 4\nlevels: 1000000000\n", "levels"),
+    ],  # fmt: skip
+    ids=["exp(mu) overflows", "a billion morris levels"],
+)
+def test_sweep_settings_that_overflow_are_refused(tmp_path, parameters, lines, expected):
+    with pytest.raises(ScenarioError, match=expected):
+        load_sweep(write(tmp_path, sweep_text(parameters, lines)))
+
+
+def test_a_scenario_listed_twice_is_refused_before_any_is_read(tmp_path):
+    scenarios = "[" + ", ".join([str(REACTIVE)] * 100) + "]"
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError, match=r"scenarios\[1\]: .* is listed twice"):
+        load_sweep(write(tmp_path, sweep_text(GRID, scenarios=scenarios)))
+    assert time.perf_counter() - started < 2
+
+
+def test_an_unknown_figure_gives_a_short_line_not_every_figure(tmp_path):
+    text = sweep_text(GRID) + "figures: [profit, nonsense]\n"
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(write(tmp_path, text))
+    message = str(info.value)
+    assert "figures.1: expected one of 'annual_churn'" in message and "cxsim schema" in message
+    assert "\n" not in message and len(message) < 300 + len(str(tmp_path))
+
+
+def test_a_number_of_thousands_of_digits_is_shown_short(tmp_path):
+    text = sweep_text(BOUNDS, "design: sobol\npoints: " + "9" * 4000 + "\n")
+    with pytest.raises(ScenarioError, match=r"found 99999999999999999999\.\.\. \(4000 digits\)$"):
+        load_sweep(write(tmp_path, text))

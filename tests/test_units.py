@@ -258,3 +258,21 @@ def test_overflowing_values_give_one_line(setting: str, field: str, capsys) -> N
     assert main(["validate", str(REACTIVE), "--set", setting]) == 2
     err = capsys.readouterr().err
     assert field in err and err.count("\n") == 1
+
+
+def test_a_population_of_thousands_of_digits_is_refused_in_one_line() -> None:
+    # Found by fuzzing: 4,300-digit counts passed YAML but broke float() and '{:,}'.
+    spec = load_scenario(REACTIVE, ["population.prospects=" + "9" * 4300])
+    with pytest.raises(ScenarioError, match=r"population: about 10\^4[23]\d\d people need about"):
+        guards.check(spec, "s")
+    huge_network = load_scenario(REACTIVE, ["population.prospects=" + "9" * 400,
+                                            "network.mean_degree=1e300"])  # fmt: skip
+    assert guards.estimate(huge_network).total > 10**30
+
+
+def test_the_guard_blames_the_horizon_when_the_tables_are_the_bulk() -> None:
+    spec = load_scenario(REACTIVE, ["time.horizon=100000", "run.replications=100000"])
+    with pytest.raises(
+        ScenarioError, match=r"^s: time.horizon x run.replications: 10,000 people need about"
+    ):
+        guards.check(spec, "s", runs=spec.run.replications)

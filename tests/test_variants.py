@@ -396,3 +396,51 @@ def test_the_readme_shows_the_shipped_proactive_file_as_it_is():
     assert "base: reactive.yaml" + block in shipped, (
         "README's variant example differs from the file"
     )
+
+
+# --- found by fuzzing (reliability/fuzz.py) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ('"base\\0.yaml"', "not a possible file name (it holds a NUL character)"),
+        ("x" * 100_000 + ".yaml", "not a possible file name (File name too long)"),
+        ('"base.yaml\\n"', "no such file"),
+    ],
+    ids=["NUL character", "name too long", "line break"],
+)
+def test_a_base_that_cannot_be_a_file_name_is_one_line(tmp_path, capsys, target, expected):
+    path = write(tmp_path / "variant.yaml", f"base: {target}\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 300 and expected in err, err
+
+
+def test_a_long_chain_of_bases_is_shown_short(tmp_path):
+    for k in range(12):
+        write(tmp_path / f"b{k}.yaml", f"base: b{k + 1}.yaml\n")
+    write(tmp_path / "b12.yaml", "{}\n")
+    message = error_of(tmp_path / "b0.yaml")
+    assert "too many bases in a row" in message and "more) ->" in message
+    assert len(message) < 500 and "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["scenario", "base", "sweep"])
+def test_a_device_is_refused_not_read_forever(tmp_path, capsys, where):
+    # Found by fuzzing: a sweep listing /dev/zero as a scenario filled the memory.
+    if where == "scenario":
+        args = ["validate", "/dev/zero"]
+    elif where == "base":
+        args = ["validate", str(write(tmp_path / "v.yaml", "base: /dev/zero\n"))]
+    else:
+        sweep = write(tmp_path / "s.yaml", "scenarios: [/dev/zero]\nparameters: {x: [1]}\n")
+        args = ["sweep", "--print-problem", str(sweep)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/dev/zero: not a regular file" in err, err
+
+
+def test_a_file_over_ten_megabytes_is_refused_before_it_is_read(tmp_path):
+    path = write(tmp_path / "big.yaml", "description: '" + "x" * (10 * 2**20) + "'\n")
+    assert "a scenario or sweep file is at most 10 MB" in error_of(path)

@@ -251,7 +251,8 @@ def _tasks(sweep: Sweep, points: pd.DataFrame, seeds: list[int]) -> list[SweepTa
                 spec = apply_overrides(base, mine)
                 guards.check(spec, sweep.source, sweep.spec.engine)
             except ScenarioError as exc:
-                message = unblame(str(exc))
+                # The guard's message starts with the sweep file, which this one names first.
+                message = unblame(str(exc)).removeprefix(f"{sweep.source}: ")
                 raise ScenarioError(
                     f"{sweep.source}: point {p} ({_shown(overrides)}), scenario '{base.name}': "
                     f"{message}"
@@ -278,9 +279,12 @@ def _record(task: SweepTask, sweep: Sweep) -> dict:
     }
 
 
-def _shown(overrides: dict) -> str:
-    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in overrides.items())  # fmt: skip
+def _shown(overrides: dict, most: int = 3) -> str:
+    """A point's values for a one-line message (the first few of a long list)."""
+    shown = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={str(v)[:40]}"
+             for k, v in overrides.items()]  # fmt: skip
+    more = f", ... ({len(shown)} parameters)" if len(shown) > most else ""
+    return ", ".join(shown[:most]) + more
 
 
 def _failure(sweep: Sweep, task: SweepTask, error: BaseException, folder: Path | None) -> str:

@@ -35,6 +35,7 @@ from cxsim.loading import (
     locate,
     read_text,
     read_yaml,
+    show_path,
     validate,
 )
 from cxsim.metrics import FIGURES
@@ -44,6 +45,12 @@ DESIGNS = ("grid", "lhs", "sobol", "morris", "monte_carlo", "uncertainty")
 SAMPLED = ("lhs", "sobol", "monte_carlo", "uncertainty")
 """Designs that draw points from bounds or distributions (morris takes bounds only)."""
 FIGURE_NAMES = tuple(f.name for f in FIGURES if not f.paired)
+
+MAX_RUNS = 1_000_000
+"""Most runs (points x scenarios x replications) one sweep may ask for: a million runs of even
+a small market take days, and the design itself must fit in memory before anything runs."""
+MAX_LOG = 700.0
+"""Largest mu of a lognormal parameter: exp(700) is about 1e304; exp(710) overflows."""
 
 _SECTIONS = "sweep settings (scenarios, parameters, design, replications, ...)"
 _Strict = ConfigDict(extra="forbid")
@@ -102,6 +109,9 @@ class Parameter(BaseModel):
             raise ValueError(f"expected {_SHAPES[self.kind]}, found {found}")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"expected low < high, found low {self.low:g}, high {self.high:g}")
+        if self.kind == "lognormal" and self.mu > MAX_LOG:
+            raise ValueError(f"expected mu at most {MAX_LOG:g} (exp(mu) must be a number), "
+                             f"found mu {self.mu:g}")  # fmt: skip
         if self.kind == "triangular" and not self.low <= self.mode < self.high:
             raise ValueError(f"expected low <= mode < high, found mode {self.mode:g}")
         if self.kind == "normal" and self.low is not None and self.high is None:
@@ -150,9 +160,9 @@ class SweepSpec(BaseModel):
     name: str | None = Field(None, description="names the results folder (default: file stem)")
     description: str = Field("", description="what the sweep asks, for the manifest")
     scenarios: list[str] = Field(
-        min_length=1, description="scenario files, relative to the sweep file; with two or "
-        "more, every point runs for each on the same seeds and the answer is the paired "
-        "difference per point (second minus first)",
+        min_length=1, max_length=100, description="scenario files, relative to the sweep file; "
+        "with two or more (at most 100), every point runs for each on the same seeds and the "
+        "answer is the paired difference per point (second minus first)",
     )  # fmt: skip
     parameters: dict[str, Parameter] = Field(
         min_length=1, description="dotted scenario keys to vary (e.g. strategy.detection), each "
@@ -168,7 +178,9 @@ class SweepSpec(BaseModel):
         "2; points = N x (parameters + 2)); morris: trajectories (points = trajectories x "
         "(parameters + 1)); grid: not used (the grid gives its size)",
     )  # fmt: skip
-    levels: int = Field(4, ge=2, description="morris: levels of each parameter's grid")
+    levels: int = Field(
+        4, ge=2, le=100, description="morris: levels of each parameter's grid (2 to 100)"
+    )
     second_order: bool = Field(False, description="sobol: also sample for second-order indices")
     replications: int = Field(5, ge=1, description="runs per point and scenario")
     figures: list[Literal[FIGURE_NAMES]] = Field(
@@ -217,7 +229,32 @@ def design_problem(spec: SweepSpec) -> tuple[tuple, str] | None:
                              f"balanced only then), found {n}")  # fmt: skip
     if spec.design == "morris" and n < 2:
         return ("points",), f"expected at least 2 morris trajectories, found {n}"
+    points = design_size(spec)
+    runs = points * len(spec.scenarios) * spec.replications
+    if runs > MAX_RUNS:
+        where = ("replications",) if spec.replications > points else (
+            ("parameters",) if spec.design == "grid" else ("points",))  # fmt: skip
+        return where, (f"the design has {_count(points)} point(s) x {len(spec.scenarios)} "
+                       f"scenario(s) x {_count(spec.replications)} replication(s) = "
+                       f"{_count(runs)} runs; at most {MAX_RUNS:,} fit in one sweep")  # fmt: skip
     return None
+
+
+def design_size(spec: SweepSpec) -> int:
+    """Points of the design, counted without making it (exact: the samplers' own sizes)."""
+    d, n = len(spec.parameters), spec.points
+    if spec.design == "grid":
+        return math.prod(len(p.values) if p.kind == "values" else p.steps
+                         for p in spec.parameters.values())  # fmt: skip
+    if spec.design == "sobol":
+        return n * (2 * d + 2 if spec.second_order else d + 2)
+    if spec.design == "morris":
+        return n * (d + 1)
+    return n
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about 10^{int(n.bit_length() * math.log10(2))}"
 
 
 _POINTS = {
@@ -304,6 +341,12 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
         dotted = ".".join(str(p) for p in path)
         raise ScenarioError(f"{locate(filename, lines, path)}: {dotted}: {message}")
     folder = Path(filename).parent
+    twice = next((i for i, s in enumerate(spec.scenarios) if s in spec.scenarios[:i]), None)
+    if twice is not None:  # before reading any: a long list of one file would take long
+        raise ScenarioError(
+            f"{locate(filename, lines, ('scenarios', twice))}: scenarios[{twice}]: "
+            f"{show_path(spec.scenarios[twice])} is listed twice; each scenario once"
+        )
     sources, scenarios = [], []
     for i, relative in enumerate(spec.scenarios):
         where = f"{locate(filename, lines, ('scenarios', i))}: scenarios[{i}]"

@@ -1,0 +1,364 @@
+"""The vector engine's step, compiled with Numba: one pass over everyone, then word of mouth.
+
+:func:`step` moves every person through one step in a single pass over the state arrays,
+branching on the stage each had at the start of the step (so the step stays synchronous: a
+person's update reads only their own state and the contact counts of the start of the step). The
+formulas are :mod:`cxsim.rules`' own functions, compiled on numbers here (``register_jitable``),
+not copies. While it passes, it counts the end-of-step stocks and each person's voice for the
+next step; afterwards the contact counts are updated from the few whose voice changed, over the
+network's CSR ``indptr``/``indices`` (its ``data`` is not read).
+
+Random numbers come from two ``numpy.random.Generator`` objects passed in. ``own`` gives every
+person one uniform per step, in person order, whatever their stage: it decides the stage's one
+common event (a prospect buying, a customer leaving, a churned person returning), so a person's
+draw does not move when a parameter or anyone else's fate moves (common random numbers). ``rng``
+gives the rare events (visits felt, problems, outreach, reviews), drawn as gaps between
+successes (a geometric count per success, the same distribution as one coin per person).
+Compilations are cached on disk (``cache=True``), so only the first run after installing pays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+from cxsim import rules
+from cxsim.engines.base import Channel, Stage
+
+for _rule in (
+    rules.sigmoid,
+    rules.update_satisfaction,
+    rules.likelihood_to_recommend,
+    rules.walk_away_step,
+    rules.baseline_hazard,
+    rules.at_risk,
+    rules.churn_chance,
+    rules.damped,
+    rules.adoption_chance,
+    rules.review_stars,
+):
+    register_jitable(_rule)  # callable from the kernels below, as the same Python function
+
+PROSPECT, ONBOARDING, ACTIVE, CHURNED = (int(s) for s in Stage)
+ADS, REFERRAL, WIN_BACK = int(Channel.ADS), int(Channel.REFERRAL), int(Channel.WIN_BACK)
+PROMOTER_MIN, DETRACTOR_MAX = float(rules.PROMOTER_MIN), float(rules.DETRACTOR_MAX)
+CSAT_SATISFIED = rules.CSAT_SATISFIED
+NEVER = 2**62  # a gap no population reaches: the event has no chance
+
+# Flows counted by the step, in this order (the names of cxsim.engines.base.Tally).
+FLOWS = (
+    "new_ads",
+    "new_referral",
+    "new_win_back",
+    "returned",
+    "experiences_good",
+    "experiences_bad",
+    "problems_arising",
+    "problems_detected",
+    "problems_contacted",
+    "problems_resolved",
+    "outreach_contacts",
+    "reviews_posted",
+    "csat_respondents",
+    "csat_satisfied",
+)
+(NEW_ADS, NEW_REFERRAL, NEW_WIN_BACK, RETURNED, GOOD, BAD, ARISING, DETECTED, CONTACTED, RESOLVED,
+ OUTREACH, POSTED, RESPONDENTS, SATISFIED) = range(len(FLOWS))  # fmt: skip
+# Stocks at the end of the step: people by stage (0-3), then these, then the voices heard next.
+STOCKS = ("promoters", "detractors", "problems_open", "at_risk", "voice_promoters",
+          "voice_detractors")  # fmt: skip
+PROMOTERS, DETRACTORS, PROBLEMS_OPEN, AT_RISK, VOICE_PROMOTERS, VOICE_DETRACTORS = range(4, 10)
+N_STOCKS = 4 + len(STOCKS)
+SUMS = ("review_stars", "revenue", "satisfaction_sum")
+STARS, REVENUE, SATISFACTION_SUM = range(3)
+# Parameters of the step (float64 vector ``par``), in this order.
+PARAMETERS = (
+    "decay", "intercept", "slope", "relaxation", "gain", "loss", "elasticity", "problem_fade",
+    "detection_delight", "support_contact", "first_contact_resolution", "recovery_delight",
+    "ad_conversion", "review_multiplier", "onboarding_steps", "churned_steps", "win_back_wait",
+    "win_back_rate", "baseline_cause", "aimed", "referral", "warning",
+)  # fmt: skip
+(DECAY, INTERCEPT, SLOPE, RELAXATION, GAIN, LOSS, ELASTICITY, FADE, DETECTION_DELIGHT, SUPPORT,
+ FCR, RECOVERY_DELIGHT, AD_CONVERSION, REVIEW_MULTIPLIER, ONBOARDING_STEPS, CHURNED_STEPS,
+ WIN_BACK_WAIT, WIN_BACK_RATE, BASELINE_CAUSE, AIMED, REFERRAL_MIXED,
+ WARNING_MIXED) = range(len(PARAMETERS))  # fmt: skip
+
+
+def slots(touchpoints: int) -> dict[str, int]:
+    """Positions of the rare events in the chance vector: a visit felt at each touchpoint by
+    each of the first three stages (stage x touchpoints + touchpoint), then these."""
+    first = 3 * touchpoints
+    return {"problem_onboarding": first, "problem_active": first + 1, "outreach": first + 2,
+            "review_bad": first + 3, "review_calm": first + 4, "count": first + 5}  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _gap(rng, p):
+    """Failures before the next success of coins with chance p (geometric, inverted)."""
+    if p >= 1.0:
+        return 0
+    if p <= 0.0:
+        return NEVER
+    g = math.floor(math.log(1.0 - rng.random()) / math.log1p(-p))
+    return NEVER if g >= NEVER else int(g)
+
+
+@njit(cache=True, inline="always")
+def _hit(skip, k, rng, chance):
+    """Does the next person offered event k have it? (counts down the gap to its next success)"""
+    if skip[k] > 0:
+        skip[k] -= 1
+        return False
+    skip[k] = _gap(rng, chance[k])
+    return True
+
+
+@njit(cache=True, inline="always")
+def _voice(i, t_next, par, stage, satisfaction, churn_step):
+    """Person i's voice in step t_next: 1 a promoter customer, 2 a detractor (a customer, or
+    churned within the last ``churned_steps``), else 0."""
+    g = stage[i]
+    if g == ONBOARDING or g == ACTIVE:
+        ltr = rules.likelihood_to_recommend(np.float64(satisfaction[i]))
+        if ltr >= PROMOTER_MIN:
+            return 1
+        if ltr <= DETRACTOR_MAX:
+            return 2
+    elif g == CHURNED and t_next - churn_step[i] <= par[CHURNED_STEPS]:
+        if rules.likelihood_to_recommend(np.float64(satisfaction[i])) <= DETRACTOR_MAX:
+            return 2
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums):
+    """Count person i, of voice v, in the end-of-step stocks."""
+    g = stage[i]
+    stocks[g] += 1
+    stocks[VOICE_PROMOTERS] += v & 1
+    stocks[VOICE_DETRACTORS] += v >> 1
+    if g == ONBOARDING or g == ACTIVE:
+        s = np.float64(satisfaction[i])
+        sums[SATISFACTION_SUM] += s
+        stocks[PROBLEMS_OPEN] += problem[i] >= 0
+        stocks[AT_RISK] += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
+        stocks[PROMOTERS] += v == 1
+        stocks[DETRACTORS] += v == 2
+
+
+@njit(cache=True, inline="always")
+def _send(i, v, voice, heard, indptr, indices):
+    """Add the change of person i's voice to v to the counts of each of their contacts."""
+    dp = (v & 1) - (voice[i] & 1)
+    dd = (v >> 1) - (voice[i] >> 1)
+    voice[i] = v
+    for k in range(indptr[i], indptr[i + 1]):
+        heard[0, indices[k]] += dp
+        heard[1, indices[k]] += dd
+
+
+@njit(cache=True)
+def recount(t_next, par, stage, satisfaction, bad_count, problem, churn_step, voice, heard,
+            indptr, indices, stocks, sums):  # fmt: skip
+    """Stocks and voices of everyone, and the contact counts from scratch (setup, or after a
+    step that changed too many voices to list)."""
+    stocks[:] = 0
+    sums[SATISFACTION_SUM] = 0.0
+    heard[:] = 0
+    voice[:] = 0
+    for i in range(len(stage)):
+        v = _voice(i, t_next, par, stage, satisfaction, churn_step)
+        _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums)
+        if v and len(indptr):
+            _send(i, v, voice, heard, indptr, indices)
+        voice[i] = v
+
+
+@njit(cache=True)
+def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referral_by_contacts,
+         warning_by_contacts, stage, resting, satisfaction, theta, tolerance, arpu, reads_reviews,
+         bad_count, problem, spell, acquired_step, channel, churn_step, cause, voice, heard,
+         indptr, indices, listed, flows, stocks, sums):  # fmt: skip
+    """One step of everyone. ``bad`` (3, T): chance of a bad visit per stage and touchpoint
+    (``chance`` holds bad or good, see :func:`slots`). Writes the flows, end-of-step stocks and
+    sums; returns how many left (their indices first in ``listed``, in person order)."""
+    n, T = len(stage), len(severity)
+    slot = 3 * T
+    skip = np.empty(len(chance), np.int64)
+    for k in range(len(chance)):
+        skip[k] = _gap(rng, chance[k])
+    flows[:] = 0
+    stocks[:] = 0
+    sums[:] = 0.0
+    network = len(indptr) > 0
+    left = 0
+    back = n  # people whose voice changed are listed from the end of ``listed``
+    overflow = False
+    onboarding_state = ONBOARDING if par[ONBOARDING_STEPS] > 0 else ACTIVE
+    baseline_cause = int(par[BASELINE_CAUSE])
+    for i in range(n):
+        u = own.random(dtype=np.float32)
+        g = stage[i]
+        if g == PROSPECT:
+            spoiled = False  # a bad first impression loses the sale this step
+            for j in range(T):
+                if chance[j] > 0.0 and _hit(skip, j, rng, chance):
+                    if rng.random() * chance[j] < bad[0, j]:
+                        flows[BAD] += 1
+                        spoiled = True
+                    else:
+                        flows[GOOD] += 1
+            if network:
+                referral = referral_by_contacts[heard[0, i]]
+                factor = warning_by_contacts[heard[1, i]]
+            else:
+                referral, factor = par[REFERRAL_MIXED], par[WARNING_MIXED]
+            if reads_reviews[i]:
+                factor *= par[REVIEW_MULTIPLIER]
+            referral = rules.damped(referral, factor)
+            ad = rules.damped(par[AD_CONVERSION], factor)
+            if not spoiled and u < rules.adoption_chance(ad, referral):
+                if churn_step[i] >= 0:
+                    channel[i] = WIN_BACK
+                    spell[i] += 1
+                    flows[NEW_WIN_BACK] += 1
+                elif u < referral:
+                    channel[i] = REFERRAL
+                    flows[NEW_REFERRAL] += 1
+                else:
+                    channel[i] = ADS
+                    flows[NEW_ADS] += 1
+                stage[i] = onboarding_state
+                acquired_step[i] = t
+                churn_step[i] = -1
+                cause[i] = -1
+        elif g == CHURNED:
+            if par[WIN_BACK_RATE] > 0 and t - churn_step[i] > par[WIN_BACK_WAIT]:
+                if u < par[WIN_BACK_RATE]:
+                    stage[i] = PROSPECT
+                    satisfaction[i] = resting[i]
+                    bad_count[i] = 0.0
+                    flows[RETURNED] += 1
+        else:
+            # Step 1: visits felt, each bad with P(bad) / P(bad or good).
+            good, n_bad, weight, last_bad = 0, 0, 0.0, -1
+            for j in range(T):
+                k = g * T + j
+                if chance[k] > 0.0 and _hit(skip, k, rng, chance):
+                    if rng.random() * chance[k] < bad[g, j]:
+                        n_bad += 1
+                        weight += severity[j]
+                        last_bad = j
+                    else:
+                        good += 1
+            flows[GOOD] += good
+            flows[BAD] += n_bad
+            # Step 2: problems. An open one may fade; else a new one may arise, be detected
+            # (and maybe delight), or be felt; a support contact may resolve an open one.
+            p = problem[i]
+            older = felt = contacted = resolved = False
+            if p >= 0:
+                if rng.random() < par[FADE]:
+                    p = -1
+                else:
+                    older = True
+            elif _hit(skip, slot + g - ONBOARDING, rng, chance):
+                flows[ARISING] += 1
+                v = rng.random()
+                where = 0
+                for j in range(T):
+                    where += v >= cumulative[g, j]
+                if rng.random() < detection[where]:
+                    flows[DETECTED] += 1
+                    if rng.random() < par[DETECTION_DELIGHT]:
+                        good += 1
+                        flows[GOOD] += 1
+                else:
+                    felt = True
+                    p = where
+            hurt = felt
+            if (older or felt) and rng.random() < par[SUPPORT]:
+                contacted = True
+                flows[CONTACTED] += 1
+                if rng.random() < par[FCR]:
+                    resolved = True
+                elif older:
+                    hurt = True  # a contact that fails is a bad experience of its own
+            if hurt:
+                n_bad += 1
+                weight += severity[p]
+                last_bad = p
+                flows[BAD] += 1
+            if resolved:
+                p = -1
+                flows[RESOLVED] += 1
+                if rng.random() < par[RECOVERY_DELIGHT]:
+                    good += 1
+                    flows[GOOD] += 1
+            # Step 3: proactive outreach, to anyone or only to those at risk.
+            count_before = np.float64(bad_count[i]) * par[DECAY]
+            s = np.float64(satisfaction[i])
+            if (par[AIMED] == 0.0 or rules.at_risk(count_before, s)) and _hit(
+                skip, slot + 2, rng, chance
+            ):
+                good += 1
+                flows[OUTREACH] += 1
+                flows[GOOD] += 1
+            # Step 4: satisfaction, and the survey after a memorable interaction.
+            r = np.float64(resting[i])
+            s32 = np.float32(rules.update_satisfaction(
+                s, r, good, weight, par[RELAXATION], par[GAIN], par[LOSS]
+            ))  # fmt: skip
+            s = np.float64(s32)
+            if good > 0 or n_bad > 0 or contacted:
+                flows[RESPONDENTS] += 1
+                flows[SATISFIED] += s >= CSAT_SATISFIED
+            # Step 5: churn, walk-away first, then the baseline hazard, on the person's uniform.
+            walk = 0.0
+            if n_bad > 0:
+                walk = rules.walk_away_step(count_before, n_bad, par[INTERCEPT], par[SLOPE],
+                                            np.float64(tolerance[i]), weight / n_bad)  # fmt: skip
+            hazard = rules.baseline_hazard(np.float64(theta[i]), s, r, par[ELASTICITY])
+            gone = u < rules.churn_chance(walk, hazard)
+            # Step 6 (own part): a review, from the unhappy or the calm at their own rates.
+            if _hit(skip, slot + (3 if n_bad > 0 else 4), rng, chance):
+                flows[POSTED] += 1
+                sums[STARS] += rules.review_stars(s)
+            satisfaction[i] = s32
+            bad_count[i] = count_before + weight
+            if gone:
+                problem[i] = -1
+                stage[i] = CHURNED
+                churn_step[i] = t
+                cause[i] = last_bad if u < walk else baseline_cause
+                listed[left] = i
+                left += 1
+            else:
+                problem[i] = p
+                sums[REVENUE] += arpu[i]
+                if g == ONBOARDING and t - acquired_step[i] >= par[ONBOARDING_STEPS]:
+                    stage[i] = ACTIVE
+        v = _voice(i, t + 1, par, stage, satisfaction, churn_step)
+        _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums)
+        if v != voice[i] and not overflow:
+            if back - 1 < left + 1:  # the two lists would meet: recount after the pass
+                overflow = True
+            else:
+                back -= 1
+                listed[back] = i
+    # Word of mouth for the next step, from the voices that changed.
+    if overflow:  # the same stocks again, and every voice and count
+        recount(t + 1, par, stage, satisfaction, bad_count, problem, churn_step, voice, heard,
+                indptr, indices, stocks, sums)  # fmt: skip
+    else:
+        for b in range(back, n):
+            i = listed[b]
+            v = _voice(i, t + 1, par, stage, satisfaction, churn_step)
+            if network:
+                _send(i, v, voice, heard, indptr, indices)
+            else:
+                voice[i] = v
+    return left

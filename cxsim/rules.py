@@ -111,12 +111,18 @@ def walk_away_step(count_before, n_bad, a, b, tolerance, weight=1.0):
     event of the PwC-calibrated curve, a lighter one a fraction of such an event.
     Returns 1 - prod_j of staying; 0 where n_bad is 0.
     """
-    n_max = int(np.max(n_bad)) if np.size(n_bad) else 0
+    n_max = most(n_bad)
     stay = 1.0
     for j in range(1, n_max + 1):
         p = sigmoid(a + b * (count_before + j * weight - 1) - tolerance)
         stay = stay * (1.0 - p) ** (weight * (n_bad >= j))  # a power 0 (1) past n_bad
     return 1.0 - stay
+
+
+def most(counts) -> int:
+    """The largest of one count or an array of them (0 for an empty array): a loop bound.
+    (Compiled code gets its own version for one count, see cxsim.engines.kernels.)"""
+    return int(np.max(counts)) if np.size(counts) else 0
 
 
 def baseline_hazard(theta, s, resting, elasticity):

@@ -4,16 +4,19 @@
 branching on the stage each had at the start of the step (so the step stays synchronous: a
 person's update reads only their own state and the contact counts of the start of the step). The
 formulas are :mod:`cxsim.rules`' own functions, compiled on numbers here (``register_jitable``),
-not copies. While it passes, it counts the end-of-step stocks and each person's voice for the
-next step; afterwards the contact counts are updated from the few whose voice changed, over the
+not copies. While it passes, it counts the end-of-step stocks and works out each person's voice
+for the next step; afterwards the contact counts are updated from the few whose voice changed, over the
 network's CSR ``indptr``/``indices`` (its ``data`` is not read).
 
-Random numbers come from two ``numpy.random.Generator`` objects passed in. ``own`` gives every
-person one uniform per step, in person order, whatever their stage: it decides the stage's one
-common event (a prospect buying, a customer leaving, a churned person returning), so a person's
-draw does not move when a parameter or anyone else's fate moves (common random numbers). ``rng``
-gives the rare events (visits felt, problems, outreach, reviews), drawn as gaps between
-successes (a geometric count per success, the same distribution as one coin per person).
+Random numbers are drawn by NumPy in blocks and read here (a generator called from compiled code
+costs several times more per number). ``uniform`` holds every person's one uniform of the step,
+in person order, whatever their stage: it decides the stage's one common event (a prospect
+buying, a customer leaving, a churned person returning), so a person's draw does not move when a
+parameter or anyone else's fate moves (common random numbers). ``pool`` holds uniforms for
+everything else, read in turn: the rare events (visits felt, new problems, outreach, reviews) are
+drawn as gaps between successes (a geometric count per success, the same distribution as one coin
+per person) and the rest one per case. When the pool runs low the step stops before a person and
+returns where it stopped; the caller refills the pool and calls again from there.
 Compilations are cached on disk (``cache=True``), so only the first run after installing pays.
 """
 
@@ -22,11 +25,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
-from numba.extending import register_jitable
+from numba import njit, types
+from numba.extending import overload, register_jitable
 
 from cxsim import rules
 from cxsim.engines.base import Channel, Stage
+
+
+
+@overload(rules.most)
+def _most(counts):
+    """rules.most of one count, compiled: the count itself (NumPy's max of a number would
+    allocate an array)."""
+    if isinstance(counts, types.Integer):
+        return lambda counts: counts
+    return None
+
 
 for _rule in (
     rules.sigmoid,
@@ -87,6 +101,18 @@ PARAMETERS = (
  WARNING_MIXED) = range(len(PARAMETERS))  # fmt: skip
 
 
+# Where a step stands between calls (int64 vector ``cursor``): the person to go on from, how many
+# pool uniforms the last call read, leavers listed, the start of the changed voices listed.
+NEXT, READ, LEFT, BACK = range(4)
+
+
+@njit(cache=True)
+def draws_per_person(touchpoints):
+    """Most pool uniforms one person can need in a step (two per visit felt, four for a new
+    problem, four for an open one, one each for outreach and a review), with room to spare."""
+    return 2 * touchpoints + 16
+
+
 def slots(touchpoints: int) -> dict[str, int]:
     """Positions of the rare events in the chance vector: a visit felt at each touchpoint by
     each of the first three stages (stage x touchpoints + touchpoint), then these."""
@@ -95,61 +121,33 @@ def slots(touchpoints: int) -> dict[str, int]:
             "review_bad": first + 3, "review_calm": first + 4, "count": first + 5}  # fmt: skip
 
 
-@njit(cache=True, inline="always")
-def _gap(rng, p):
-    """Failures before the next success of coins with chance p (geometric, inverted)."""
-    if p >= 1.0:
-        return 0
-    if p <= 0.0:
+@njit(cache=True)
+def _gap(u, log_q):
+    """Failures before the next success of coins with chance p, log_q = log(1 - p), from one
+    uniform u in [0, 1) (a geometric count, by inversion)."""
+    if log_q == 0.0:
         return NEVER
-    g = math.floor(math.log(1.0 - rng.random()) / math.log1p(-p))
+    g = math.floor(math.log(1.0 - u) / log_q)  # log_q = -inf (p = 1): every coin succeeds
     return NEVER if g >= NEVER else int(g)
 
 
-@njit(cache=True, inline="always")
-def _hit(skip, k, rng, chance):
-    """Does the next person offered event k have it? (counts down the gap to its next success)"""
-    if skip[k] > 0:
-        skip[k] -= 1
-        return False
-    skip[k] = _gap(rng, chance[k])
-    return True
-
-
-@njit(cache=True, inline="always")
-def _voice(i, t_next, par, stage, satisfaction, churn_step):
-    """Person i's voice in step t_next: 1 a promoter customer, 2 a detractor (a customer, or
-    churned within the last ``churned_steps``), else 0."""
-    g = stage[i]
+@njit(cache=True)
+def _voice(g, s, churned_at, t_next, churned_steps):
+    """The voice in step t_next of a person of stage g and satisfaction s: 1 a promoter
+    customer, 2 a detractor (a customer, or churned within the last ``churned_steps``), else 0."""
     if g == ONBOARDING or g == ACTIVE:
-        ltr = rules.likelihood_to_recommend(np.float64(satisfaction[i]))
+        ltr = rules.likelihood_to_recommend(s)
         if ltr >= PROMOTER_MIN:
             return 1
         if ltr <= DETRACTOR_MAX:
             return 2
-    elif g == CHURNED and t_next - churn_step[i] <= par[CHURNED_STEPS]:
-        if rules.likelihood_to_recommend(np.float64(satisfaction[i])) <= DETRACTOR_MAX:
+    elif g == CHURNED and t_next - churned_at <= churned_steps:
+        if rules.likelihood_to_recommend(s) <= DETRACTOR_MAX:
             return 2
     return 0
 
 
-@njit(cache=True, inline="always")
-def _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums):
-    """Count person i, of voice v, in the end-of-step stocks."""
-    g = stage[i]
-    stocks[g] += 1
-    stocks[VOICE_PROMOTERS] += v & 1
-    stocks[VOICE_DETRACTORS] += v >> 1
-    if g == ONBOARDING or g == ACTIVE:
-        s = np.float64(satisfaction[i])
-        sums[SATISFACTION_SUM] += s
-        stocks[PROBLEMS_OPEN] += problem[i] >= 0
-        stocks[AT_RISK] += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
-        stocks[PROMOTERS] += v == 1
-        stocks[DETRACTORS] += v == 2
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _send(i, v, voice, heard, indptr, indices):
     """Add the change of person i's voice to v to the counts of each of their contacts."""
     dp = (v & 1) - (voice[i] & 1)
@@ -161,56 +159,68 @@ def _send(i, v, voice, heard, indptr, indices):
 
 
 @njit(cache=True)
-def recount(t_next, par, stage, satisfaction, bad_count, problem, churn_step, voice, heard,
-            indptr, indices, stocks, sums):  # fmt: skip
-    """Stocks and voices of everyone, and the contact counts from scratch (setup, or after a
-    step that changed too many voices to list)."""
-    stocks[:] = 0
-    sums[SATISFACTION_SUM] = 0.0
+def listen(t_next, churned_steps, stage, satisfaction, churn_step, voice, heard, indptr, indices):
+    """Every person's voice for step t_next, and the contact counts from scratch (at the start,
+    or after a step that changed too many voices to list)."""
     heard[:] = 0
-    voice[:] = 0
     for i in range(len(stage)):
-        v = _voice(i, t_next, par, stage, satisfaction, churn_step)
-        _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums)
-        if v and len(indptr):
+        v = _voice(stage[i], np.float64(satisfaction[i]), churn_step[i], t_next, churned_steps)
+        voice[i] = 0
+        if len(indptr):
             _send(i, v, voice, heard, indptr, indices)
         voice[i] = v
 
 
 @njit(cache=True)
-def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referral_by_contacts,
-         warning_by_contacts, stage, resting, satisfaction, theta, tolerance, arpu, reads_reviews,
-         bad_count, problem, spell, acquired_step, channel, churn_step, cause, voice, heard,
-         indptr, indices, listed, flows, stocks, sums):  # fmt: skip
-    """One step of everyone. ``bad`` (3, T): chance of a bad visit per stage and touchpoint
-    (``chance`` holds bad or good, see :func:`slots`). Writes the flows, end-of-step stocks and
-    sums; returns how many left (their indices first in ``listed``, in person order)."""
+def step(t, par, chance, bad, severity, cumulative, detection, referral_by_contacts,
+         warning_by_contacts, uniform, pool, cursor, skip, stage, resting, satisfaction, theta,
+         tolerance, arpu, reads_reviews, bad_count, problem, spell, acquired_step, channel,
+         churn_step, cause, voice, heard, indptr, indices, listed, flows, stocks, sums):  # fmt: skip
+    """One step of everyone from person ``cursor[NEXT]`` on (0: a new step). ``bad`` (3, T):
+    chance of a bad visit per stage and touchpoint (``chance`` holds bad or good and the other
+    rare events, see :func:`slots`); ``skip`` the gaps to each rare event's next success. Writes
+    the flows, end-of-step stocks and sums; leavers' indices go first in ``listed``, in person
+    order, ``cursor[LEFT]`` of them. Returns True when the step is done, False when the pool ran
+    low (refill it and call again)."""
     n, T = len(stage), len(severity)
     slot = 3 * T
-    skip = np.empty(len(chance), np.int64)
-    for k in range(len(chance)):
-        skip[k] = _gap(rng, chance[k])
-    flows[:] = 0
-    stocks[:] = 0
-    sums[:] = 0.0
+    log_q = np.log1p(-np.minimum(chance, 1.0))
+    at = 0  # the next pool uniform
+    first = cursor[NEXT]
+    if first == 0:
+        for k in range(len(chance)):
+            skip[k] = _gap(pool[at], log_q[k])
+            at += 1
+        flows[:] = 0
+        sums[:] = 0.0
+        stocks[:] = 0
+        cursor[LEFT] = 0
+        cursor[BACK] = n  # people whose voice changed are listed from the end of ``listed``
     network = len(indptr) > 0
-    left = 0
-    back = n  # people whose voice changed are listed from the end of ``listed``
-    overflow = False
+    left = cursor[LEFT]
+    back = cursor[BACK]
+    room = len(pool) - draws_per_person(T)  # stop before a person who might run it dry
     onboarding_state = ONBOARDING if par[ONBOARDING_STEPS] > 0 else ACTIVE
     baseline_cause = int(par[BASELINE_CAUSE])
-    for i in range(n):
-        u = own.random(dtype=np.float32)
+    for i in range(first, n):
+        if at > room:
+            cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = i, at, left, back
+            return False
+        u = uniform[i]
         g = stage[i]
         if g == PROSPECT:
             spoiled = False  # a bad first impression loses the sale this step
             for j in range(T):
-                if chance[j] > 0.0 and _hit(skip, j, rng, chance):
-                    if rng.random() * chance[j] < bad[0, j]:
+                if skip[j] > 0:  # not the next success of this event: count down its gap
+                    skip[j] -= 1
+                else:
+                    skip[j] = _gap(pool[at], log_q[j])
+                    if pool[at + 1] * chance[j] < bad[0, j]:
                         flows[BAD] += 1
                         spoiled = True
                     else:
                         flows[GOOD] += 1
+                    at += 2
             if network:
                 referral = referral_by_contacts[heard[0, i]]
                 factor = warning_by_contacts[heard[1, i]]
@@ -247,13 +257,17 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
             good, n_bad, weight, last_bad = 0, 0, 0.0, -1
             for j in range(T):
                 k = g * T + j
-                if chance[k] > 0.0 and _hit(skip, k, rng, chance):
-                    if rng.random() * chance[k] < bad[g, j]:
+                if skip[k] > 0:
+                    skip[k] -= 1
+                else:
+                    skip[k] = _gap(pool[at], log_q[k])
+                    if pool[at + 1] * chance[k] < bad[g, j]:
                         n_bad += 1
                         weight += severity[j]
                         last_bad = j
                     else:
                         good += 1
+                    at += 2
             flows[GOOD] += good
             flows[BAD] += n_bad
             # Step 2: problems. An open one may fade; else a new one may arise, be detected
@@ -261,32 +275,41 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
             p = problem[i]
             older = felt = contacted = resolved = False
             if p >= 0:
-                if rng.random() < par[FADE]:
+                at += 1
+                if pool[at - 1] < par[FADE]:
                     p = -1
                 else:
                     older = True
-            elif _hit(skip, slot + g - ONBOARDING, rng, chance):
+            elif skip[slot + g - ONBOARDING] > 0:
+                skip[slot + g - ONBOARDING] -= 1
+            else:
+                k = slot + g - ONBOARDING
+                skip[k] = _gap(pool[at], log_q[k])
                 flows[ARISING] += 1
-                v = rng.random()
                 where = 0
                 for j in range(T):
-                    where += v >= cumulative[g, j]
-                if rng.random() < detection[where]:
+                    where += pool[at + 1] >= cumulative[g, j]
+                at += 3
+                if pool[at - 1] < detection[where]:
                     flows[DETECTED] += 1
-                    if rng.random() < par[DETECTION_DELIGHT]:
+                    at += 1
+                    if pool[at - 1] < par[DETECTION_DELIGHT]:
                         good += 1
                         flows[GOOD] += 1
                 else:
                     felt = True
                     p = where
             hurt = felt
-            if (older or felt) and rng.random() < par[SUPPORT]:
-                contacted = True
-                flows[CONTACTED] += 1
-                if rng.random() < par[FCR]:
-                    resolved = True
-                elif older:
-                    hurt = True  # a contact that fails is a bad experience of its own
+            if older or felt:
+                at += 1
+                if pool[at - 1] < par[SUPPORT]:
+                    contacted = True
+                    flows[CONTACTED] += 1
+                    at += 1
+                    if pool[at - 1] < par[FCR]:
+                        resolved = True
+                    elif older:
+                        hurt = True  # a contact that fails is a bad experience of its own
             if hurt:
                 n_bad += 1
                 weight += severity[p]
@@ -295,15 +318,21 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
             if resolved:
                 p = -1
                 flows[RESOLVED] += 1
-                if rng.random() < par[RECOVERY_DELIGHT]:
+                at += 1
+                if pool[at - 1] < par[RECOVERY_DELIGHT]:
                     good += 1
                     flows[GOOD] += 1
             # Step 3: proactive outreach, to anyone or only to those at risk.
             count_before = np.float64(bad_count[i]) * par[DECAY]
             s = np.float64(satisfaction[i])
-            if (par[AIMED] == 0.0 or rules.at_risk(count_before, s)) and _hit(
-                skip, slot + 2, rng, chance
-            ):
+            k = slot + 2
+            if par[AIMED] != 0.0 and not rules.at_risk(count_before, s):
+                pass  # aimed outreach: only those at risk are offered it
+            elif skip[k] > 0:
+                skip[k] -= 1
+            else:
+                skip[k] = _gap(pool[at], log_q[k])
+                at += 1
                 good += 1
                 flows[OUTREACH] += 1
                 flows[GOOD] += 1
@@ -324,7 +353,12 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
             hazard = rules.baseline_hazard(np.float64(theta[i]), s, r, par[ELASTICITY])
             gone = u < rules.churn_chance(walk, hazard)
             # Step 6 (own part): a review, from the unhappy or the calm at their own rates.
-            if _hit(skip, slot + (3 if n_bad > 0 else 4), rng, chance):
+            k = slot + (3 if n_bad > 0 else 4)
+            if skip[k] > 0:
+                skip[k] -= 1
+            else:
+                skip[k] = _gap(pool[at], log_q[k])
+                at += 1
                 flows[POSTED] += 1
                 sums[STARS] += rules.review_stars(s)
             satisfaction[i] = s32
@@ -334,6 +368,8 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
                 stage[i] = CHURNED
                 churn_step[i] = t
                 cause[i] = last_bad if u < walk else baseline_cause
+                if left == back:  # the leavers reach the voices listed: recount those instead
+                    back = -1
                 listed[left] = i
                 left += 1
             else:
@@ -341,24 +377,39 @@ def step(t, rng, own, par, chance, bad, severity, cumulative, detection, referra
                 sums[REVENUE] += arpu[i]
                 if g == ONBOARDING and t - acquired_step[i] >= par[ONBOARDING_STEPS]:
                     stage[i] = ACTIVE
-        v = _voice(i, t + 1, par, stage, satisfaction, churn_step)
-        _account(i, v, par, stage, satisfaction, bad_count, problem, stocks, sums)
-        if v != voice[i] and not overflow:
-            if back - 1 < left + 1:  # the two lists would meet: recount after the pass
-                overflow = True
-            else:
+        # The end-of-step stocks, and the person's voice for the next step. (Helpers here take
+        # numbers only: an array passed to a function inside this loop costs two atomic
+        # reference counts per call.)
+        g = stage[i]
+        s = np.float64(satisfaction[i])
+        v = _voice(g, s, churn_step[i], t + 1, par[CHURNED_STEPS])
+        stocks[g] += 1
+        stocks[VOICE_PROMOTERS] += v & 1
+        stocks[VOICE_DETRACTORS] += v >> 1
+        if g == ONBOARDING or g == ACTIVE:
+            sums[SATISFACTION_SUM] += s
+            stocks[PROBLEMS_OPEN] += problem[i] >= 0
+            stocks[AT_RISK] += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
+            stocks[PROMOTERS] += v == 1
+            stocks[DETRACTORS] += v == 2
+        if v != voice[i] and back >= 0:
+            if back - 1 >= left:
                 back -= 1
                 listed[back] = i
+            else:
+                back = -1  # the two lists would meet: recount every voice after the pass
+    cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = n, at, left, back
     # Word of mouth for the next step, from the voices that changed.
-    if overflow:  # the same stocks again, and every voice and count
-        recount(t + 1, par, stage, satisfaction, bad_count, problem, churn_step, voice, heard,
-                indptr, indices, stocks, sums)  # fmt: skip
+    if back < 0:
+        listen(t + 1, par[CHURNED_STEPS], stage, satisfaction, churn_step, voice, heard, indptr,
+               indices)  # fmt: skip
     else:
         for b in range(back, n):
             i = listed[b]
-            v = _voice(i, t + 1, par, stage, satisfaction, churn_step)
+            v = _voice(stage[i], np.float64(satisfaction[i]), churn_step[i], t + 1,
+                       par[CHURNED_STEPS])  # fmt: skip
             if network:
                 _send(i, v, voice, heard, indptr, indices)
             else:
                 voice[i] = v
-    return left
+    return True

@@ -44,9 +44,12 @@ class VectorModel(CustomerModel):
         # Every person's own uniform per step (see cxsim.engines.kernels): a stream of its own,
         # spawned from the run's seed, so it does not depend on the draws made before it.
         self._own = self.rng.spawn(1)[0]
+        self._uniform = np.empty(n, _F)
+        self._cursor = np.zeros(4, np.int64)  # where a step stands (kernels.NEXT, ...)
+        self._pool_size = n // 4 + 4096  # uniforms for the rare events, adapted to each step's use
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         if self.well_mixed:
-            self._indptr = self._indices = np.empty(0, np.int64)
+            self._indptr = self._indices = np.empty(0, np.int32)  # the CSR arrays' type
         else:
             graph = network.adjacency(self.edges, n)
             self._indptr, self._indices = graph.indptr, graph.indices
@@ -64,10 +67,20 @@ class VectorModel(CustomerModel):
         self._stocks = np.zeros(kernels.N_STOCKS, np.int64)
         self._sums = np.zeros(len(kernels.SUMS))
         self._slots = kernels.slots(len(self.spec.touchpoints))
+        self._skip = np.zeros(self._slots["count"], np.int64)
         self._closed: list[tuple[np.ndarray, ...]] = []
-        kernels.recount(1, self._parameters(), self.stage, self.satisfaction, self.bad_count,
-                        self.problem, self.churn_step, self.voice, self.heard, self._indptr,
-                        self._indices, self._stocks, self._sums)  # fmt: skip
+        kernels.listen(1, self.spec.behaviour.negative_word_of_mouth.churned_steps, self.stage,
+                       self.satisfaction, self.churn_step, self.voice, self.heard, self._indptr,
+                       self._indices)  # fmt: skip
+        # What the first step reads of the stocks (the kernel counts them at each step's end).
+        self._stocks[:4] = np.bincount(self.stage, minlength=4)
+        voices = np.bincount(self.voice, minlength=3)
+        self._stocks[kernels.VOICE_PROMOTERS] = voices[1]
+        self._stocks[kernels.VOICE_DETRACTORS] = voices[2]
+        customer = (self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE)
+        at_risk = rules.at_risk(self.bad_count[customer] * self.memory.decay,
+                                self.satisfaction[customer])  # fmt: skip
+        self._stocks[kernels.AT_RISK] = np.count_nonzero(at_risk)
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -131,15 +144,25 @@ class VectorModel(CustomerModel):
     def _advance(self, t: int) -> Tally:
         lv = self.levers
         par = self._parameters()
-        left = kernels.step(
-            t, self.rng, self._own, par, self._chances(par), lv.bad[:3], lv.severity,
-            lv.problem_cumulative, lv.detection, self._referral_by_contacts,
-            self._warning_by_contacts, self.stage, self.resting, self.satisfaction, self.theta,
-            self.tolerance, self.arpu, self.reads_reviews, self.bad_count, self.problem,
-            self.spell, self.acquired_step, self.channel, self.churn_step, self.cause,
-            self.voice, self.heard, self._indptr, self._indices, self._listed, self._flows,
-            self._stocks, self._sums,
-        )  # fmt: skip
+        chance = self._chances(par)
+        self._own.random(out=self._uniform, dtype=_F)
+        cursor = self._cursor
+        cursor[:] = 0
+        read, done = 0, False
+        while not done:  # usually once: the pool is sized from the last step's use
+            pool = self.rng.random(self._pool_size)
+            done = kernels.step(
+                t, par, chance, lv.bad[:3], lv.severity, lv.problem_cumulative, lv.detection,
+                self._referral_by_contacts, self._warning_by_contacts, self._uniform, pool,
+                cursor, self._skip, self.stage, self.resting, self.satisfaction, self.theta,
+                self.tolerance, self.arpu, self.reads_reviews, self.bad_count, self.problem,
+                self.spell, self.acquired_step, self.channel, self.churn_step, self.cause,
+                self.voice, self.heard, self._indptr, self._indices, self._listed, self._flows,
+                self._stocks, self._sums,
+            )  # fmt: skip
+            read += int(cursor[kernels.READ])
+        self._pool_size = read + read // 4 + 4096
+        left = int(cursor[kernels.LEFT])
         tally = Tally(**{name: int(x) for name, x in zip(kernels.FLOWS, self._flows, strict=True)})
         tally.review_stars = float(self._sums[kernels.STARS])
         tally.revenue = float(self._sums[kernels.REVENUE])

@@ -121,7 +121,7 @@ def slots(touchpoints: int) -> dict[str, int]:
             "review_bad": first + 3, "review_calm": first + 4, "count": first + 5}  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gap(u, log_q):
     """Failures before the next success of coins with chance p, log_q = log(1 - p), from one
     uniform u in [0, 1) (a geometric count, by inversion)."""
@@ -131,7 +131,7 @@ def _gap(u, log_q):
     return NEVER if g >= NEVER else int(g)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _voice(g, s, churned_at, t_next, churned_steps):
     """The voice in step t_next of a person of stage g and satisfaction s: 1 a promoter
     customer, 2 a detractor (a customer, or churned within the last ``churned_steps``), else 0."""
@@ -199,27 +199,42 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
     network = len(indptr) > 0
     left = cursor[LEFT]
     back = cursor[BACK]
+    # Running totals kept in local variables (in registers, not written to memory per person).
+    good_n, bad_n = flows[GOOD], flows[BAD]
+    revenue, satisfaction_sum = sums[REVENUE], sums[SATISFACTION_SUM]
+    promoters, detractors, problems_open = stocks[PROMOTERS], stocks[DETRACTORS], stocks[PROBLEMS_OPEN]
+    at_risk, voice_promoters, voice_detractors = stocks[AT_RISK], stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS]
+    # The touchpoints each stage can feel (the others need no count-down).
+    felt_by = np.empty((3, T), np.int64)
+    n_felt = np.zeros(3, np.int64)
+    for g in range(3):
+        for j in range(T):
+            if chance[g * T + j] > 0.0:
+                felt_by[g, n_felt[g]] = j
+                n_felt[g] += 1
     room = len(pool) - draws_per_person(T)  # stop before a person who might run it dry
     onboarding_state = ONBOARDING if par[ONBOARDING_STEPS] > 0 else ACTIVE
     baseline_cause = int(par[BASELINE_CAUSE])
+    stop = n
     for i in range(first, n):
         if at > room:
-            cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = i, at, left, back
-            return False
+            stop = i
+            break
         u = uniform[i]
         g = stage[i]
         if g == PROSPECT:
             spoiled = False  # a bad first impression loses the sale this step
-            for j in range(T):
+            for a in range(n_felt[PROSPECT]):
+                j = felt_by[PROSPECT, a]
                 if skip[j] > 0:  # not the next success of this event: count down its gap
                     skip[j] -= 1
                 else:
                     skip[j] = _gap(pool[at], log_q[j])
                     if pool[at + 1] * chance[j] < bad[0, j]:
-                        flows[BAD] += 1
+                        bad_n += 1
                         spoiled = True
                     else:
-                        flows[GOOD] += 1
+                        good_n += 1
                     at += 2
             if network:
                 referral = referral_by_contacts[heard[0, i]]
@@ -255,7 +270,8 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
         else:
             # Step 1: visits felt, each bad with P(bad) / P(bad or good).
             good, n_bad, weight, last_bad = 0, 0, 0.0, -1
-            for j in range(T):
+            for a in range(n_felt[g]):
+                j = felt_by[g, a]
                 k = g * T + j
                 if skip[k] > 0:
                     skip[k] -= 1
@@ -268,8 +284,8 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                     else:
                         good += 1
                     at += 2
-            flows[GOOD] += good
-            flows[BAD] += n_bad
+            good_n += good
+            bad_n += n_bad
             # Step 2: problems. An open one may fade; else a new one may arise, be detected
             # (and maybe delight), or be felt; a support contact may resolve an open one.
             p = problem[i]
@@ -295,7 +311,7 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                     at += 1
                     if pool[at - 1] < par[DETECTION_DELIGHT]:
                         good += 1
-                        flows[GOOD] += 1
+                        good_n += 1
                 else:
                     felt = True
                     p = where
@@ -314,14 +330,14 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                 n_bad += 1
                 weight += severity[p]
                 last_bad = p
-                flows[BAD] += 1
+                bad_n += 1
             if resolved:
                 p = -1
                 flows[RESOLVED] += 1
                 at += 1
                 if pool[at - 1] < par[RECOVERY_DELIGHT]:
                     good += 1
-                    flows[GOOD] += 1
+                    good_n += 1
             # Step 3: proactive outreach, to anyone or only to those at risk.
             count_before = np.float64(bad_count[i]) * par[DECAY]
             s = np.float64(satisfaction[i])
@@ -335,7 +351,7 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                 at += 1
                 good += 1
                 flows[OUTREACH] += 1
-                flows[GOOD] += 1
+                good_n += 1
             # Step 4: satisfaction, and the survey after a memorable interaction.
             r = np.float64(resting[i])
             s32 = np.float32(rules.update_satisfaction(
@@ -374,7 +390,7 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                 left += 1
             else:
                 problem[i] = p
-                sums[REVENUE] += arpu[i]
+                revenue += arpu[i]
                 if g == ONBOARDING and t - acquired_step[i] >= par[ONBOARDING_STEPS]:
                     stage[i] = ACTIVE
         # The end-of-step stocks, and the person's voice for the next step. (Helpers here take
@@ -384,21 +400,27 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
         s = np.float64(satisfaction[i])
         v = _voice(g, s, churn_step[i], t + 1, par[CHURNED_STEPS])
         stocks[g] += 1
-        stocks[VOICE_PROMOTERS] += v & 1
-        stocks[VOICE_DETRACTORS] += v >> 1
+        voice_promoters += v & 1
+        voice_detractors += v >> 1
         if g == ONBOARDING or g == ACTIVE:
-            sums[SATISFACTION_SUM] += s
-            stocks[PROBLEMS_OPEN] += problem[i] >= 0
-            stocks[AT_RISK] += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
-            stocks[PROMOTERS] += v == 1
-            stocks[DETRACTORS] += v == 2
+            satisfaction_sum += s
+            problems_open += problem[i] >= 0
+            at_risk += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
+            promoters += v == 1
+            detractors += v == 2
         if v != voice[i] and back >= 0:
             if back - 1 >= left:
                 back -= 1
                 listed[back] = i
             else:
                 back = -1  # the two lists would meet: recount every voice after the pass
-    cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = n, at, left, back
+    flows[GOOD], flows[BAD] = good_n, bad_n
+    sums[REVENUE], sums[SATISFACTION_SUM] = revenue, satisfaction_sum
+    stocks[PROMOTERS], stocks[DETRACTORS], stocks[PROBLEMS_OPEN] = promoters, detractors, problems_open
+    stocks[AT_RISK], stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS] = at_risk, voice_promoters, voice_detractors
+    cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = stop, at, left, back
+    if stop < n:
+        return False
     # Word of mouth for the next step, from the voices that changed.
     if back < 0:
         listen(t + 1, par[CHURNED_STEPS], stage, satisfaction, churn_step, voice, heard, indptr,

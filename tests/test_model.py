@@ -322,9 +322,7 @@ def test_vector_word_of_mouth_counts_kept_by_the_step_match_a_full_product(kind)
     for _ in range(model.horizon + 1):
         ltr = rules.likelihood_to_recommend(model.satisfaction)
         customer = (model.stage == Stage.ONBOARDING) | (model.stage == Stage.ACTIVE)
-        complaining = (model.stage == Stage.CHURNED) & (
-            model.now + 1 - model.churn_step <= recent
-        )
+        complaining = (model.stage == Stage.CHURNED) & (model.now + 1 - model.churn_step <= recent)
         promoter = customer & (ltr >= rules.PROMOTER_MIN)
         detractor = (customer | complaining) & (ltr <= rules.DETRACTOR_MAX)
         np.testing.assert_array_equal(model.heard[0], graph @ promoter.astype(np.int32))

@@ -5,8 +5,8 @@ branching on the stage each had at the start of the step (so the step stays sync
 person's update reads only their own state and the contact counts of the start of the step). The
 formulas are :mod:`cxsim.rules`' own functions, compiled on numbers here (``register_jitable``),
 not copies. While it passes, it counts the end-of-step stocks and works out each person's voice
-for the next step; afterwards the contact counts are updated from the few whose voice changed, over the
-network's CSR ``indptr``/``indices`` (its ``data`` is not read).
+for the next step; afterwards the contact counts are updated from the few whose voice changed,
+over the network's CSR ``indptr``/``indices`` (its ``data`` is not read).
 
 Random numbers are drawn by NumPy in blocks and read here (a generator called from compiled code
 costs several times more per number). ``uniform`` holds every person's one uniform of the step,
@@ -30,7 +30,6 @@ from numba.extending import overload, register_jitable
 
 from cxsim import rules
 from cxsim.engines.base import Channel, Stage
-
 
 
 @overload(rules.most)
@@ -135,15 +134,18 @@ def _gap(u, log_q):
 def _voice(g, s, churned_at, t_next, churned_steps):
     """The voice in step t_next of a person of stage g and satisfaction s: 1 a promoter
     customer, 2 a detractor (a customer, or churned within the last ``churned_steps``), else 0."""
-    if g == ONBOARDING or g == ACTIVE:
+    if g in (ONBOARDING, ACTIVE):
         ltr = rules.likelihood_to_recommend(s)
         if ltr >= PROMOTER_MIN:
             return 1
         if ltr <= DETRACTOR_MAX:
             return 2
-    elif g == CHURNED and t_next - churned_at <= churned_steps:
-        if rules.likelihood_to_recommend(s) <= DETRACTOR_MAX:
-            return 2
+    elif (
+        g == CHURNED
+        and t_next - churned_at <= churned_steps
+        and rules.likelihood_to_recommend(s) <= DETRACTOR_MAX
+    ):
+        return 2
     return 0
 
 
@@ -175,7 +177,8 @@ def listen(t_next, churned_steps, stage, satisfaction, churn_step, voice, heard,
 def step(t, par, chance, bad, severity, cumulative, detection, referral_by_contacts,
          warning_by_contacts, uniform, pool, cursor, skip, stage, resting, satisfaction, theta,
          tolerance, arpu, reads_reviews, bad_count, problem, spell, acquired_step, channel,
-         churn_step, cause, voice, heard, indptr, indices, listed, flows, stocks, sums):  # fmt: skip
+         churn_step, cause, voice, heard, indptr, indices, listed, flows, stocks,
+         sums):  # fmt: skip
     """One step of everyone from person ``cursor[NEXT]`` on (0: a new step). ``bad`` (3, T):
     chance of a bad visit per stage and touchpoint (``chance`` holds bad or good and the other
     rare events, see :func:`slots`); ``skip`` the gaps to each rare event's next success. Writes
@@ -202,8 +205,9 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
     # Running totals kept in local variables (in registers, not written to memory per person).
     good_n, bad_n = flows[GOOD], flows[BAD]
     revenue, satisfaction_sum = sums[REVENUE], sums[SATISFACTION_SUM]
-    promoters, detractors, problems_open = stocks[PROMOTERS], stocks[DETRACTORS], stocks[PROBLEMS_OPEN]
-    at_risk, voice_promoters, voice_detractors = stocks[AT_RISK], stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS]
+    promoters, detractors = stocks[PROMOTERS], stocks[DETRACTORS]
+    problems_open, at_risk = stocks[PROBLEMS_OPEN], stocks[AT_RISK]
+    voice_promoters, voice_detractors = stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS]
     # The touchpoints each stage can feel (the others need no count-down).
     felt_by = np.empty((3, T), np.int64)
     n_felt = np.zeros(3, np.int64)
@@ -261,12 +265,11 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                 churn_step[i] = -1
                 cause[i] = -1
         elif g == CHURNED:
-            if par[WIN_BACK_RATE] > 0 and t - churn_step[i] > par[WIN_BACK_WAIT]:
-                if u < par[WIN_BACK_RATE]:
-                    stage[i] = PROSPECT
-                    satisfaction[i] = resting[i]
-                    bad_count[i] = 0.0
-                    flows[RETURNED] += 1
+            if t - churn_step[i] > par[WIN_BACK_WAIT] and u < par[WIN_BACK_RATE]:
+                stage[i] = PROSPECT
+                satisfaction[i] = resting[i]
+                bad_count[i] = 0.0
+                flows[RETURNED] += 1
         else:
             # Step 1: visits felt, each bad with P(bad) / P(bad or good).
             good, n_bad, weight, last_bad = 0, 0, 0.0, -1
@@ -402,7 +405,7 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
         stocks[g] += 1
         voice_promoters += v & 1
         voice_detractors += v >> 1
-        if g == ONBOARDING or g == ACTIVE:
+        if g in (ONBOARDING, ACTIVE):
             satisfaction_sum += s
             problems_open += problem[i] >= 0
             at_risk += rules.at_risk(np.float64(bad_count[i]) * par[DECAY], s)
@@ -416,8 +419,9 @@ def step(t, par, chance, bad, severity, cumulative, detection, referral_by_conta
                 back = -1  # the two lists would meet: recount every voice after the pass
     flows[GOOD], flows[BAD] = good_n, bad_n
     sums[REVENUE], sums[SATISFACTION_SUM] = revenue, satisfaction_sum
-    stocks[PROMOTERS], stocks[DETRACTORS], stocks[PROBLEMS_OPEN] = promoters, detractors, problems_open
-    stocks[AT_RISK], stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS] = at_risk, voice_promoters, voice_detractors
+    stocks[PROMOTERS], stocks[DETRACTORS] = promoters, detractors
+    stocks[PROBLEMS_OPEN], stocks[AT_RISK] = problems_open, at_risk
+    stocks[VOICE_PROMOTERS], stocks[VOICE_DETRACTORS] = voice_promoters, voice_detractors
     cursor[NEXT], cursor[READ], cursor[LEFT], cursor[BACK] = stop, at, left, back
     if stop < n:
         return False

@@ -88,7 +88,6 @@ class VectorModel(CustomerModel):
         """The step's constants, in the order of ``kernels.PARAMETERS``."""
         b, lv, memory = self.spec.behaviour, self.levers, self.memory
         stocks = self._stocks
-        customers = int(stocks[Stage.ONBOARDING] + stocks[Stage.ACTIVE])
         referral = warning = 1.0
         if self.well_mixed:  # mean-field contact counts, the same for every prospect
             per = self.spec.network.mean_degree / max(self.n - 1, 1)

@@ -2,14 +2,13 @@
 
 Each function works on Python floats and on NumPy arrays alike (element-wise), has no state and
 draws no random numbers: the engines draw, these functions say what the chances are. Units are
-per step unless stated; shares and probabilities are 0-1; satisfaction is 0-1. The per-person
-ones use only arithmetic and NumPy functions that Numba compiles on numbers too, so the vector
-engine's kernels (:mod:`cxsim.engines.kernels`) compile these very functions, not copies.
+per step unless stated; shares and probabilities are 0-1; satisfaction is 0-1.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 PROMOTER_MIN = 9
 """Likelihood-to-recommend (0-10) at or above which a person is a promoter."""
@@ -20,8 +19,8 @@ CSAT_SATISFIED = 0.625
 
 
 def sigmoid(x):
-    """Logistic function 1 / (1 + e^-x), as (1 + tanh(x / 2)) / 2: no overflow for large |x|."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    """Logistic function 1 / (1 + e^-x), without overflow for large |x|."""
+    return expit(x)
 
 
 def logit(p):
@@ -69,13 +68,30 @@ def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
     result stays in [0, 1] whenever s and resting are in [0, 1].
     """
     s = s + relaxation * (resting - s)
-    s = 1.0 - (1.0 - s) * (1.0 - gain) ** n_good
-    return s * (1.0 - loss) ** n_bad
+    s = 1.0 - (1.0 - s) * _power(1.0 - gain, n_good, s)
+    return s * _power(1.0 - loss, n_bad, s)
+
+
+def _power(base: float, counts, like):
+    """base ** counts; for an integer array, looked up from a table (pow per element is slow)."""
+    if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
+        table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
+        return table.astype(getattr(like, "dtype", np.float64))[counts]
+    if isinstance(counts, np.ndarray) and counts.dtype.kind == "f" and counts.size:
+        # Weighted counts are mostly 0 (no bad experience this step) and base ** 0 is 1: the
+        # power is taken only where it is not, the same values for a tenth of the work.
+        out = np.ones_like(counts)
+        some = np.flatnonzero(counts)
+        out[some] = base ** counts[some]
+        return out
+    return base**counts
 
 
 def likelihood_to_recommend(s):
     """0-10 answer to "how likely are you to recommend us?" from satisfaction: floor(11 s)."""
-    return np.minimum(np.floor(11.0 * s), 10.0)
+    if isinstance(s, np.ndarray):
+        return np.minimum((11.0 * s).astype(np.int8), 10)
+    return min(int(11.0 * s), 10)
 
 
 def is_promoter(s):
@@ -111,18 +127,12 @@ def walk_away_step(count_before, n_bad, a, b, tolerance, weight=1.0):
     event of the PwC-calibrated curve, a lighter one a fraction of such an event.
     Returns 1 - prod_j of staying; 0 where n_bad is 0.
     """
-    n_max = most(n_bad)
+    n_max = int(np.max(n_bad)) if np.size(n_bad) else 0
     stay = 1.0
     for j in range(1, n_max + 1):
         p = sigmoid(a + b * (count_before + j * weight - 1) - tolerance)
-        stay = stay * (1.0 - p) ** (weight * (n_bad >= j))  # a power 0 (1) past n_bad
+        stay = stay * np.where(n_bad >= j, (1.0 - p) ** weight, 1.0)
     return 1.0 - stay
-
-
-def most(counts) -> int:
-    """The largest of one count or an array of them (0 for an empty array): a loop bound.
-    (Compiled code gets its own version for one count, see cxsim.engines.kernels.)"""
-    return int(np.max(counts)) if np.size(counts) else 0
 
 
 def baseline_hazard(theta, s, resting, elasticity):

@@ -1,27 +1,58 @@
 """The vector engine: the same model with the population in NumPy arrays (struct of arrays).
 
-A step is one compiled pass over everyone (:func:`cxsim.engines.kernels.step`), branching on the
-stage each person had at the start of the step, so the step stays synchronous; it calls the same
-:mod:`cxsim.rules` functions as the agents engine. Contact counts for word of mouth are kept up
-to date from the people whose voice changed. This module sets the arrays up, passes each step's
-levers to the kernel and turns what it counted into the step's Tally and Census.
+Every step is a sequence of array expressions over index groups fixed at the start of the step
+(prospects, onboarding, active, churned), calling the same :mod:`cxsim.rules` functions as the
+agents engine, so the step stays synchronous. Neighbour counts are one sparse product with the
+network's adjacency matrix. Rare independent events with one chance for everyone (outreach,
+reviews, returns, problems) are drawn as a binomial count and a uniform subset, which has the
+same distribution as one coin per person and needs far fewer random numbers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from cxsim import network, rules
-from cxsim.engines import kernels
 from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import NetworkKind
 
 _F = np.float32
 
 
+@dataclass
+class Stayed:
+    """What the customers' part of a step leaves behind, for the end-of-step stocks."""
+
+    promoters: int  # among the customers who stayed
+    detractors: int
+    satisfaction_sum: float
+    left_onboarding: int
+    left_active: int
+    settled: int  # onboarding customers who became active
+    problems_open: int
+
+
+def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
+    """Indices of 0..m-1 each picked independently with chance p.
+
+    A rare pick is drawn as a binomial count and then a uniform subset of that size (the same
+    distribution as one coin per index, with far fewer random numbers); a common one, one
+    uniform per index.
+    """
+    if m == 0 or p <= 0:
+        return np.empty(0, dtype=np.int64)
+    if p >= 1:
+        return np.arange(m)
+    if p > 0.25:
+        return np.flatnonzero(rng.random(m, dtype=_F) < p)
+    return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
+
+
 class VectorModel(CustomerModel):
-    """The compiled engine: no per-person Python objects; int8/int32/float32 state arrays."""
+    """The NumPy engine: no per-person Python objects; int8/int32/float32 state arrays."""
 
     engine = "vector"
 
@@ -41,146 +72,296 @@ class VectorModel(CustomerModel):
         self.channel = np.full(n, Channel.INITIAL, np.int8)
         self.churn_step = np.full(n, -1, np.int32)
         self.cause = np.full(n, -1, np.int8)
-        # Every person's own uniform per step (see cxsim.engines.kernels): a stream of its own,
-        # spawned from the run's seed, so it does not depend on the draws made before it.
-        self._own = self.rng.spawn(1)[0]
-        self._uniform = np.empty(n, _F)
-        self._cursor = np.zeros(4, np.int64)  # where a step stands (kernels.NEXT, ...)
-        self._pool_size = n // 4 + 4096  # uniforms for the rare events, adapted to each step's use
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
-        if self.well_mixed:
-            self._indptr = self._indices = np.empty(0, np.int32)  # the CSR arrays' type
-        else:
-            graph = network.adjacency(self.edges, n)
-            self._indptr, self._indices = graph.indptr, graph.indices
-        degree = np.diff(self._indptr) if len(self._indptr) else np.zeros(1, np.int64)
+        self.adjacency = None if self.well_mixed else network.adjacency(self.edges, n)
+        degree = np.diff(self.adjacency.indptr) if self.adjacency is not None else np.zeros(1)
+        self._packed = int(degree.max(initial=0)) < 2**15  # both counts fit in one int32
         # Chances by number of promoter / detractor contacts, looked up instead of recomputed.
         contacts = np.arange(int(degree.max(initial=0)) + 1)
         w, q = self.spec.behaviour.negative_word_of_mouth, self.spec.behaviour.referral
-        self._warning_by_contacts = rules.warning_factor(contacts, w.rate, w.impact)
-        self._referral_by_contacts = rules.referral_chance(contacts, q.rate, q.conversion)
-        self.voice = np.zeros(n, np.int8)  # 1 promoter, 2 detractor (see kernels._voice)
-        # Promoters (row 0) and detractors (row 1) among each person's contacts.
-        self.heard = np.zeros((2, 0 if self.well_mixed else n), np.int32)
-        self._listed = np.empty(n, np.int32)  # leavers, then the voices changed (from the end)
-        self._flows = np.zeros(len(kernels.FLOWS), np.int64)
-        self._stocks = np.zeros(kernels.N_STOCKS, np.int64)
-        self._sums = np.zeros(len(kernels.SUMS))
-        self._slots = kernels.slots(len(self.spec.touchpoints))
-        self._skip = np.zeros(self._slots["count"], np.int64)
+        self._warning_by_contacts = rules.warning_factor(contacts, w.rate, w.impact).astype(_F)
+        self._referral_by_contacts = rules.referral_chance(contacts, q.rate, q.conversion).astype(
+            _F
+        )
         self._closed: list[tuple[np.ndarray, ...]] = []
-        kernels.listen(1, self.spec.behaviour.negative_word_of_mouth.churned_steps, self.stage,
-                       self.satisfaction, self.churn_step, self.voice, self.heard, self._indptr,
-                       self._indices)  # fmt: skip
-        # What the first step reads of the stocks (the kernel counts them at each step's end).
-        self._stocks[:4] = np.bincount(self.stage, minlength=4)
-        voices = np.bincount(self.voice, minlength=3)
-        self._stocks[kernels.VOICE_PROMOTERS] = voices[1]
-        self._stocks[kernels.VOICE_DETRACTORS] = voices[2]
-        customer = (self.stage == Stage.ONBOARDING) | (self.stage == Stage.ACTIVE)
-        at_risk = rules.at_risk(self.bad_count[customer] * self.memory.decay,
-                                self.satisfaction[customer])  # fmt: skip
-        self._stocks[kernels.AT_RISK] = np.count_nonzero(at_risk)
+        self._heard: np.ndarray | None = None  # packed contact counts of everyone (see _hear)
+        self._voices: np.ndarray | None = None  # the packed voices they were counted from
 
     # --- one step -------------------------------------------------------------------------------
 
-    def _parameters(self) -> np.ndarray:
-        """The step's constants, in the order of ``kernels.PARAMETERS``."""
-        b, lv, memory = self.spec.behaviour, self.levers, self.memory
-        stocks = self._stocks
-        referral = warning = 1.0
-        if self.well_mixed:  # mean-field contact counts, the same for every prospect
-            per = self.spec.network.mean_degree / max(self.n - 1, 1)
-            w, q = b.negative_word_of_mouth, b.referral
-            referral = rules.referral_chance(per * stocks[kernels.VOICE_PROMOTERS], q.rate,
-                                             q.conversion)  # fmt: skip
-            warning = rules.warning_factor(per * stocks[kernels.VOICE_DETRACTORS], w.rate, w.impact)
-        values = {
-            "decay": memory.decay,
-            "intercept": memory.intercept,
-            "slope": memory.slope,
-            "relaxation": b.satisfaction.relaxation,
-            "gain": b.satisfaction.gain,
-            "loss": b.satisfaction.loss,
-            "elasticity": b.baseline_churn.satisfaction_elasticity,
-            "problem_fade": b.problem_fade,
-            "detection_delight": lv.detection_delight,
-            "support_contact": lv.support_contact,
-            "first_contact_resolution": lv.first_contact_resolution,
-            "recovery_delight": lv.recovery_delight,
-            "ad_conversion": b.ad_conversion,
-            "review_multiplier": self.review_multiplier(),
-            "onboarding_steps": b.onboarding_steps,
-            "churned_steps": b.negative_word_of_mouth.churned_steps,
-            "win_back_wait": b.win_back.wait,
-            "win_back_rate": b.win_back.rate if b.win_back.enabled else 0.0,
-            "baseline_cause": len(self.causes) - 1,
-            "aimed": float(lv.outreach_at_risk),
-            "referral": referral,
-            "warning": warning,
-        }
-        return np.array([values[name] for name in kernels.PARAMETERS], dtype=np.float64)
-
-    def _chances(self, parameters: np.ndarray) -> np.ndarray:
-        """The chance of each rare event (see ``kernels.slots``)."""
-        lv, r, at = self.levers, self.spec.behaviour.reviews, self._slots
-        T = len(self.spec.touchpoints)
-        chance = np.zeros(at["count"])
-        chance[: 3 * T] = (lv.bad[:3] + lv.good[:3]).ravel()
-        chance[at["problem_onboarding"]] = lv.problem_total[Stage.ONBOARDING]
-        chance[at["problem_active"]] = lv.problem_total[Stage.ACTIVE]
-        if lv.outreach_at_risk:
-            customers = int(self._stocks[Stage.ONBOARDING] + self._stocks[Stage.ACTIVE])
-            outreach = rules.outreach_chance(lv.outreach, customers,
-                                             int(self._stocks[kernels.AT_RISK]))  # fmt: skip
-        else:
-            outreach = lv.outreach
-        chance[at["outreach"]] = outreach
-        chance[at["review_bad"]] = r.post_rate_after_bad
-        chance[at["review_calm"]] = r.post_rate
-        return chance
-
     def _advance(self, t: int) -> Tally:
-        lv = self.levers
-        par = self._parameters()
-        chance = self._chances(par)
-        self._own.random(out=self._uniform, dtype=_F)
-        cursor = self._cursor
-        cursor[:] = 0
-        read, done = 0, False
-        while not done:  # usually once: the pool is sized from the last step's use
-            pool = self.rng.random(self._pool_size)
-            done = kernels.step(
-                t, par, chance, lv.bad[:3], lv.severity, lv.problem_cumulative, lv.detection,
-                self._referral_by_contacts, self._warning_by_contacts, self._uniform, pool,
-                cursor, self._skip, self.stage, self.resting, self.satisfaction, self.theta,
-                self.tolerance, self.arpu, self.reads_reviews, self.bad_count, self.problem,
-                self.spell, self.acquired_step, self.channel, self.churn_step, self.cause,
-                self.voice, self.heard, self._indptr, self._indices, self._listed, self._flows,
-                self._stocks, self._sums,
-            )  # fmt: skip
-            read += int(cursor[kernels.READ])
-        self._pool_size = read + read // 4 + 4096
-        left = int(cursor[kernels.LEFT])
-        tally = Tally(**{name: int(x) for name, x in zip(kernels.FLOWS, self._flows, strict=True)})
-        tally.review_stars = float(self._sums[kernels.STARS])
-        tally.revenue = float(self._sums[kernels.REVENUE])
-        self._churn(t, self._listed[:left].astype(np.int64), tally)
-        stocks = self._stocks
-        self._stock = Census(
-            *(int(stocks[g]) for g in Stage),
-            promoters=int(stocks[kernels.PROMOTERS]),
-            detractors=int(stocks[kernels.DETRACTORS]),
-            satisfaction_sum=float(self._sums[kernels.SATISFACTION_SUM]),
-            problems_open=int(stocks[kernels.PROBLEMS_OPEN]),
+        tally = self.new_tally()
+        stage = self.stage
+        groups = [np.flatnonzero(stage == g) for g in Stage]
+        customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
+        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups, customers)
+        onboarding_count = len(groups[Stage.ONBOARDING])
+        stayed = self._customers_step(t, customers, onboarding_count, tally)
+        joiners = self._prospects_step(
+            t, groups[Stage.PROSPECT], promoter_contacts, detractor_contacts, tally
         )
+        self._return_step(t, groups[Stage.CHURNED], tally)
+        self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
 
-    def _churn(self, t: int, leavers: np.ndarray, tally: Tally) -> None:
-        """Record the step's leavers (the kernel has moved them to churned)."""
+    def _stocks_after(self, groups, stayed: Stayed, joiners: np.ndarray, tally: Tally) -> Census:
+        """End-of-step stocks from the step's own arrays, without a pass over everyone."""
+        joined = len(joiners)
+        to_onboarding = joined if self.spec.behaviour.onboarding_steps else 0
+        left = stayed.left_onboarding + stayed.left_active
+        s = self.resting[joiners]
+        ltr = rules.likelihood_to_recommend(s)
+        return Census(
+            prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
+            onboarding=len(groups[Stage.ONBOARDING])
+            - stayed.left_onboarding
+            - stayed.settled
+            + to_onboarding,
+            active=len(groups[Stage.ACTIVE])
+            - stayed.left_active
+            + stayed.settled
+            + joined
+            - to_onboarding,
+            churned=len(groups[Stage.CHURNED]) + left - tally.returned,
+            promoters=stayed.promoters + int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=stayed.detractors + int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=stayed.satisfaction_sum + float(s.sum(dtype=np.float64)),
+            problems_open=stayed.problems_open,
+        )
+
+    def _word_of_mouth(self, t: int, groups: list[np.ndarray], customers: np.ndarray):
+        """Promoters and detractors each prospect knows, from the start-of-step state.
+
+        Only customers and the recently churned have a voice, so it is worked out over those
+        groups' indices rather than with masks over the whole population.
+        """
+        s = self.satisfaction
+        ltr = rules.likelihood_to_recommend(s[customers])
+        churned = groups[Stage.CHURNED]
+        recent = churned[
+            t - self.churn_step[churned] <= self.spec.behaviour.negative_word_of_mouth.churned_steps
+        ]
+        promoter = ltr >= rules.PROMOTER_MIN
+        detractor = ltr <= rules.DETRACTOR_MAX
+        complaining = rules.likelihood_to_recommend(s[recent]) <= rules.DETRACTOR_MAX
+        prospects = groups[Stage.PROSPECT]
+        if self.well_mixed:
+            per = self.spec.network.mean_degree / max(self.n - 1, 1)
+            detractors = np.count_nonzero(detractor) + np.count_nonzero(complaining)
+            return per * np.count_nonzero(promoter), per * detractors
+        # Packed voices: promoter in the low 16 bits, detractor above.
+        voices = np.zeros(self.n, np.int32)
+        voices[customers] = promoter.view(np.int8) | (detractor.astype(np.int32) << 16)
+        voices[recent] = complaining.astype(np.int32) << 16
+        if not self._packed:  # someone has 32,768+ contacts: count the two apart
+            promoters = self.adjacency @ (voices & 0xFFFF)
+            detractors = self.adjacency @ (voices >> 16)
+            return promoters[prospects], detractors[prospects]
+        self._hear(voices)
+        counts = self._heard[prospects]
+        return counts & 0xFFFF, counts >> 16
+
+    def _hear(self, voices: np.ndarray) -> None:
+        """Bring every person's packed contact counts up to date with this step's voices.
+
+        Few people change their voice in a step (a customer crossing a promoter or detractor
+        line, joiners, leavers, the churned falling silent), so the counts are updated by the
+        change of those few, sent to their contacts, instead of a full product with the
+        adjacency matrix: the same integers, a fraction of the memory traffic. The counts are
+        linear in the voices, so a packed difference (which may be negative) adds exactly.
+        """
+        if self._heard is None:
+            self._heard = self.adjacency @ voices
+            self._voices = voices
+            return
+        changed = np.flatnonzero(voices != self._voices)
+        indptr, indices = self.adjacency.indptr, self.adjacency.indices
+        if len(changed) > self.n // 16:  # most contacts touched anyway: the product is cheaper
+            self._heard = self.adjacency @ voices
+        elif len(changed):
+            start = indptr[changed]
+            lengths = indptr[changed + 1] - start
+            # Positions of the changed people's contacts in ``indices``, run after run.
+            ends = np.cumsum(lengths)
+            at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
+                start - ends + lengths, lengths
+            )
+            np.add.at(
+                self._heard,
+                indices[at],
+                np.repeat(voices[changed] - self._voices[changed], lengths),
+            )
+        self._voices = voices
+
+    def _experiences(self, people: np.ndarray, stage: int):
+        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
+
+        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
+        chance P(bad or good), see ``chosen``), then each of them is bad with chance
+        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
+        """
+        m = len(people)
+        good = np.zeros(m, np.int8)
+        bad = np.zeros(m, np.int8)
+        weight = np.zeros(m, _F)  # summed severity of the bad ones
+        last_bad = np.full(m, -1, np.int8)
+        lv = self.levers
+        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
+            unhappy = felt[is_bad]
+            bad[unhappy] += 1
+            weight[unhappy] += lv.severity[j]
+            last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
+            good[felt[~is_bad]] += 1
+        return good, bad, weight, last_bad
+
+    def _customers_step(
+        self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
+    ) -> Stayed:
+        spec, lv, memory, rng = self.spec, self.levers, self.memory, self.rng
+        behaviour = spec.behaviour
+        parts = [
+            self._experiences(people[:n_onboarding], Stage.ONBOARDING),
+            self._experiences(people[n_onboarding:], Stage.ACTIVE),
+        ]
+        good, bad, weight, last_bad = (np.concatenate(x) for x in zip(*parts, strict=True))
+        m = len(people)
+        tally.experiences_good += int(good.sum())
+        tally.experiences_bad += int(bad.sum())
+
+        # Step 2: problems. A new one may be detected, else it is a bad experience once; an open
+        # one may fade; a support contact that does not resolve an older one is a new one.
+        problem = self.problem[people]
+        has_open = problem >= 0
+        still_open = np.flatnonzero(has_open)
+        faded = still_open[rng.random(len(still_open)) < behaviour.problem_fade]
+        problem[faded] = -1
+        older = has_open.copy()
+        older[faded] = False
+        new = np.zeros(m, bool)
+        for lo, hi, g in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
+            new[lo + chosen(rng, hi - lo, lv.problem_total[g])] = True
+        new &= ~has_open
+        arising = np.flatnonzero(new)
+        tally.problems_arising += len(arising)
+        felt = arising[:0]
+        if len(arising):
+            stage_of = np.where(arising < n_onboarding, Stage.ONBOARDING, Stage.ACTIVE)
+            u = rng.random(len(arising))
+            where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
+            detected = rng.random(len(arising)) < lv.detection[where]
+            tally.problems_detected += int(detected.sum())
+            delighted = arising[detected & (rng.random(len(arising)) < lv.detection_delight)]
+            good[delighted] += 1
+            tally.experiences_good += len(delighted)
+            felt = arising[~detected]
+            problem[felt] = where[~detected]
+        open_now = np.flatnonzero(older)
+        if len(felt):
+            open_now = np.sort(np.concatenate([open_now, felt]))
+        contacted = open_now[rng.random(len(open_now)) < lv.support_contact]
+        fixed = rng.random(len(contacted)) < lv.first_contact_resolution
+        resolved, failed = contacted[fixed], contacted[~fixed]
+        hurt = np.concatenate([felt, failed[older[failed]]])  # new problems, failed contacts
+        bad[hurt] += 1
+        weight[hurt] += lv.severity[problem[hurt]]
+        last_bad[hurt] = problem[hurt]
+        tally.experiences_bad += len(hurt)
+        problem[resolved] = -1
+        recovered = resolved[rng.random(len(resolved)) < lv.recovery_delight]
+        good[recovered] += 1
+        tally.problems_contacted += len(contacted)
+        tally.problems_resolved += len(resolved)
+        tally.experiences_good += len(recovered)
+
+        # Step 3: proactive outreach, to random customers or aimed at those at risk.
+        count_before = self.bad_count[people] * _F(memory.decay)
+        if lv.outreach_at_risk:
+            at_risk = np.flatnonzero(rules.at_risk(count_before, self.satisfaction[people]))
+            chance = rules.outreach_chance(lv.outreach, m, len(at_risk))
+            reached = at_risk[chosen(rng, len(at_risk), chance)]
+        else:
+            reached = chosen(rng, m, lv.outreach)
+        good[reached] += 1
+        tally.outreach_contacts += len(reached)
+        tally.experiences_good += len(reached)
+
+        # Step 4: memory and satisfaction (bad experiences weighted by severity).
+        sat = behaviour.satisfaction
+        resting = self.resting[people]
+        s = rules.update_satisfaction(
+            self.satisfaction[people], resting, good, bad if lv.uniform_severity else weight,
+            sat.relaxation, sat.gain, sat.loss,
+        ).astype(_F)  # fmt: skip
+        surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
+        surveyed[contacted] = True
+        tally.csat_respondents += int(np.count_nonzero(surveyed))
+        tally.csat_satisfied += int(np.count_nonzero(surveyed & (s >= rules.CSAT_SATISFIED)))
+
+        # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
+        walk = np.zeros(m, _F)
+        unhappy = np.flatnonzero(bad)
+        if len(unhappy):
+            mean_weight = 1.0 if lv.uniform_severity else weight[unhappy] / bad[unhappy]
+            walk[unhappy] = rules.walk_away_step(
+                count_before[unhappy], bad[unhappy], memory.intercept, memory.slope,
+                self.tolerance[people[unhappy]], mean_weight,
+            )  # fmt: skip
+        hazard = rules.baseline_hazard(
+            self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
+        )
+        u = rng.random(m, dtype=_F)
+        gone = np.flatnonzero(u < rules.churn_chance(walk, hazard))
+        # The cause, for the few who leave: their last bad touchpoint if they walked away.
+        cause = np.where(u[gone] < walk[gone], last_bad[gone], len(self.causes) - 1).astype(np.int8)
+
+        # Step 6 (own part): reviews, by everyone who was a customer this step.
+        r = behaviour.reviews
+        calm = np.flatnonzero(bad == 0)
+        posted = np.concatenate(
+            [
+                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
+                calm[chosen(rng, len(calm), r.post_rate)],
+            ]
+        )
+        tally.reviews_posted += len(posted)
+        tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
+
+        # Write back the customers' state; stocks of those who stay as all less the leavers.
+        self.satisfaction[people] = s
+        self.bad_count[people] = count_before + weight
+        problem[gone] = -1
+        self.problem[people] = problem
+        left = people[gone]
+        self._churn(t, left, cause, tally)
+        arpu = self.arpu[people].sum(dtype=np.float64) - self.arpu[left].sum(dtype=np.float64)
+        tally.revenue += float(arpu)
+        ltr = rules.likelihood_to_recommend(s)
+        ltr_gone = ltr[gone]
+        onboarding = people[:n_onboarding]
+        stay_onboarding = np.ones(n_onboarding, bool)
+        stay_onboarding[gone[gone < n_onboarding]] = False
+        settled = onboarding[
+            stay_onboarding & (t - self.acquired_step[onboarding] >= behaviour.onboarding_steps)
+        ]
+        self.stage[settled] = Stage.ACTIVE
+        left_onboarding = int(np.count_nonzero(gone < n_onboarding))
+        return Stayed(
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN))
+            - int(np.count_nonzero(ltr_gone >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX))
+            - int(np.count_nonzero(ltr_gone <= rules.DETRACTOR_MAX)),
+            satisfaction_sum=float(s.sum(dtype=np.float64) - s[gone].sum(dtype=np.float64)),
+            left_onboarding=left_onboarding,
+            left_active=len(gone) - left_onboarding,
+            settled=len(settled),
+            problems_open=int(np.count_nonzero(problem >= 0)),  # the leavers' were closed
+        )
+
+    def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
         if not len(leavers):
             return
-        cause = self.cause[leavers]
         tally.leavers.append((self.arpu[leavers], self.theta[leavers], cause))
         self._closed.append(
             (
@@ -193,6 +374,83 @@ class VectorModel(CustomerModel):
                 self.arpu[leavers],
             )
         )
+        self.stage[leavers] = Stage.CHURNED
+        self.churn_step[leavers] = t
+        self.cause[leavers] = cause
+
+    def _impressions(self, m: int, stage: int) -> tuple[int, int, np.ndarray]:
+        """Step 1 for a group that keeps no memory of it (prospects): the numbers of good and
+        bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
+        :meth:`_experiences` without its per-person arrays."""
+        good = bad = 0
+        spoiled = []
+        for _, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            unhappy = felt[self.rng.random(len(felt)) * p_bad_or_good < p_bad]
+            spoiled.append(unhappy)
+            bad += len(unhappy)
+            good += len(felt) - len(unhappy)
+        return good, bad, np.concatenate(spoiled) if spoiled else np.empty(0, np.int64)
+
+    def _prospects_step(
+        self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
+    ) -> np.ndarray:
+        """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
+        the new customers.
+
+        One uniform per prospect decides, as in the agents engine, and stays one uniform whatever
+        the chances: common random numbers then keep a prospect's draw when a parameter moves,
+        which the paired comparisons and the fitter rely on (drawing buyers by thinning, with
+        candidates picked at a bound that moves with the parameters, was tried and lost that).
+        """
+        b = self.spec.behaviour
+        m = len(people)
+        good, bad, spoiled = self._impressions(m, Stage.PROSPECT)
+        tally.experiences_good += good
+        tally.experiences_bad += bad
+        if self.well_mixed:  # mean-field contact counts, the same for every prospect
+            w, q = b.negative_word_of_mouth, b.referral
+            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
+            referral = np.full(
+                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
+            )
+        else:
+            factor = self._warning_by_contacts[detractor_contacts]
+            referral = self._referral_by_contacts[promoter_contacts]
+        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
+        referral = rules.damped(referral, factor)
+        ad = rules.damped(b.ad_conversion, factor)
+        u = self.rng.random(m, dtype=_F)
+        open_to_buy = np.ones(m, bool)  # a bad first impression loses the sale this step
+        open_to_buy[spoiled] = False
+        by_referral = open_to_buy & (u < referral)
+        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
+        joiners = people[by_referral | by_ads]
+        returning = self.churn_step[joiners] >= 0  # former customers: win-backs
+        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
+        self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
+        self.spell[joiners] += returning
+        self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
+        self.acquired_step[joiners] = t
+        self.churn_step[joiners] = -1
+        self.cause[joiners] = -1
+        first = channel[~returning]
+        tally.new_referral += int(np.count_nonzero(first == Channel.REFERRAL))
+        tally.new_ads += int(np.count_nonzero(first == Channel.ADS))
+        tally.new_win_back += int(np.count_nonzero(returning))
+        return joiners
+
+    def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
+        """Win-back: after the wait, former customers return to the market at a rate."""
+        w = self.spec.behaviour.win_back
+        if not w.enabled or not len(people):
+            return
+        eligible = people[t - self.churn_step[people] > w.wait]
+        back = eligible[chosen(self.rng, len(eligible), w.rate)]
+        self.stage[back] = Stage.PROSPECT
+        self.satisfaction[back] = self.resting[back]
+        self.bad_count[back] = 0
+        tally.returned += len(back)
 
     # --- stocks and tables ----------------------------------------------------------------------
 

@@ -139,7 +139,7 @@ def _revalue(model, steps, spec):
 
 
 def test_without_walk_away_a_leaver_faces_only_their_own_theta(engine):
-    spec = small(PROACTIVE, behaviour__walk_away__a=-60.0, behaviour__walk_away__b=0.0,
+    spec = small(PROACTIVE, behaviour__walk_away__a=-50.0, behaviour__walk_away__b=0.0,
                  behaviour__baseline_churn__beta=300.0)  # fmt: skip
     model, steps, losses = _run(spec, 4, engine)
     left, hazard, rate, arpu, horizon, lifetime = _revalue(model, steps, spec)

@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=10_000, help="number of cases (default 10,000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the series (default 0)")
     p.add_argument("--first", type=int, default=0,
-                   help="index of the first case (to run a series in parts; default 0)")  # fmt: skip
+                   help="index of the first case (a series in parts; default 0)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case (default 60)")
     p.add_argument("--memory", default="3G", help="address space per worker beyond its "

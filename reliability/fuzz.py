@@ -15,9 +15,11 @@ time is not refused: a long run is legitimate (Ctrl-C stops it; ``--resume`` fin
 Outcomes, one per case:
 
 - ``rejected``: exit status 2 and a message whose first line starts ``cxsim: error:``, one
-  line (one per problem for ``several_faults`` cases), at most 500 characters a line, naming
-  a file of the case (or ``--set``) and, when the mutation touched a field, that field or one
-  of its parent sections; for an accepted file, a guard's one-line refusal at run time;
+  line per problem (a further line must start with the file and line of its own problem, as
+  cxsim reports several mistakes in one file), at most 500 characters a line, naming a file
+  of the case (or ``--set``) and, when the mutation touched a field, that field or one of its
+  parent sections (a YAML error, found before any field, must give its line instead); for an
+  accepted file, a guard's one-line refusal at run time also counts here;
 - ``ran``: accepted, and the model ran on both engines without an error or a warning;
 - ``unclear``: exit status 2 but the message breaks one of the rules above;
 - ``warning``: accepted and ran, but Python or NumPy warned (an overflow, a deprecation);
@@ -26,7 +28,8 @@ Outcomes, one per case:
 - ``memory``: a ``MemoryError`` under the worker's address-space limit (``--memory``);
 - ``hang``: no answer within ``--timeout`` seconds (the worker is killed and replaced).
 
-Run it (about 8 to 15 minutes for the default 10,000 cases on two cores)::
+Run it (the default 10,000 cases took 2,186 s, 4.6 cases a second, on two workers of a
+shared two-core machine with a load average of 7 to 9)::
 
     python -m reliability.fuzz                          # 10,000 cases, seed 0, 2 workers
     python -m reliability.fuzz --cases 500 --seed 7 --workers 1
@@ -175,7 +178,6 @@ def capped(spec, engine: str):
 
 def brief_run(case: Case, args: list[str]) -> tuple[str, str]:
     """(outcome, message) of running an accepted file briefly on both engines."""
-    from cxsim import guards
     from cxsim.loading import ScenarioError
 
     try:
@@ -201,7 +203,6 @@ def brief_run(case: Case, args: list[str]) -> tuple[str, str]:
             f"{first.category.__name__}: {first.message} ({first.filename}:"
             f"{first.lineno}); {len(caught)} warning(s)",
         )
-    del guards
     return "ran", ""
 
 
@@ -421,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         "\n")[0])  # fmt: skip
     p.add_argument("--cases", type=int, default=10_000, help="number of cases (default 10,000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the series (default 0)")
+    p.add_argument("--first", type=int, default=0,
+                   help="index of the first case (a series in parts; default 0)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case (default 60)")
     p.add_argument("--memory", default="3G", help="address space per worker beyond its "
@@ -433,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     from cxsim.guards import parse_bytes
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    jobs: list = load_saved(Path(args.replay)) if args.replay else list(range(args.cases))
+    jobs: list = (load_saved(Path(args.replay)) if args.replay
+                  else list(range(args.first, args.first + args.cases)))  # fmt: skip
     started = time.perf_counter()
     results: list[Result] = []
     for result in run_cases(jobs, args.seed, kinds, args.workers, args.timeout,

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,7 @@ from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
 from cxsim.sweep.run import SweepTaskError
+from cxsim.workfolder import PARTS, FolderError, Session
 
 
 class UsageError(Exception):
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, UsageError, ResultsError) as exc:
+    except (ScenarioError, UsageError, ResultsError, FolderError) as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
     except PartError as exc:
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from cxsim.experiment import run_experiment
-    from cxsim.results import PARTS, Plan, start, write_experiment
+    from cxsim.results import Plan, start, unwritten, write_experiment
 
     if args.resume:
         given = [flag for flag, value in (("SCENARIO", args.scenarios), ("--set", args.overrides),
@@ -187,12 +193,13 @@ def _run(args: argparse.Namespace) -> int:
                 "(only --workers may change)"
             )
         out = Path(args.resume)
-        plan = Plan.load(out)
+        plan = Plan.load(out)  # says why a folder cannot be resumed, before touching it
     elif not args.scenarios:
         raise UsageError("name at least one scenario file, or --resume FOLDER")
     else:
         plan = _plan(args)
         out = start(Path(args.out or "results"), plan)
+    resume = f"cxsim run --resume {shlex.quote(str(out))}"
     started = time.perf_counter()
 
     def heard(n: int, widths: list[float]) -> None:
@@ -200,25 +207,27 @@ def _run(args: argparse.Namespace) -> int:
         print(f"precision: {n} replications, 95% CI half-width of {plan.precision.figure} "
               f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
 
-    try:
-        experiment = run_experiment(
-            plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
-            parts=out / PARTS, precision=plan.precision, on_batch=heard,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
-        raise InterruptedRun(
-            f"{done} finished run(s) are kept in {out}; to finish, run: "
-            f"cxsim run --resume {shlex.quote(str(out))}"
-        ) from None
-    wall = time.perf_counter() - started
-    try:
-        write_experiment(experiment, out, plan, wall)
-    except KeyboardInterrupt:
-        raise InterruptedRun(
-            f"while writing the results; every run is kept in {out}; to write them, run: "
-            f"cxsim run --resume {shlex.quote(str(out))}"
-        ) from None
+    with _second_interrupt_exits(out, resume), Session(out):
+        if args.resume:
+            plan = Plan.load(out)  # again, holding the folder: another may have finished it
+        planned = len(plan.scenarios) * plan.replications
+        try:
+            experiment = run_experiment(
+                plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
+                parts=out / PARTS, precision=plan.precision, on_batch=heard,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            raise InterruptedRun(_kept(out, "s*-r*", planned, plan.precision, resume)) from None
+        except OSError as exc:  # saving a part: a full disk, a folder made read-only
+            raise ResultsError(unwritten(out, exc, "run")) from None
+        wall = time.perf_counter() - started
+        try:
+            write_experiment(experiment, out, plan, wall)
+        except KeyboardInterrupt:
+            raise InterruptedRun(
+                f"while writing the results; all {len(experiment.summaries)} runs are kept in "
+                f"{out}; to write the results, run: {resume}"
+            ) from None
     _print_figures(experiment)
     if plan.precision is not None:
         p = plan.precision
@@ -231,6 +240,40 @@ def _run(args: argparse.Namespace) -> int:
         f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
     )
     return 0
+
+
+def _kept(folder: Path, pattern: str, planned: int, precision, resume: str) -> str:
+    """What an interrupted run or sweep leaves: how many runs finished and how to finish."""
+    done = sum(1 for p in (folder / PARTS).glob(pattern) if p.is_dir())
+    of = f"at least {planned}" if precision is not None else str(planned)
+    return (f"{done} of {of} runs finished and are kept in {folder}; to finish, run: "
+            f"{resume}")  # fmt: skip
+
+
+@contextmanager
+def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
+    """The first Ctrl-C stops the work and says what finished (a KeyboardInterrupt); a second
+    one, while that is under way, ends the process at once: the finished runs are on disk
+    already, the lock goes with the process and the pool's workers die with it."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
+        yield  # not ours to change (a test runner, a host program, an ignored SIGINT)
+        return
+
+    def second(signum, frame) -> None:
+        os.write(2, f"\ncxsim: stopped at once. The finished runs are kept in {folder}; to "
+                    f"finish, run: {resume}\n".encode())  # fmt: skip
+        os._exit(130)
+
+    def first(signum, frame) -> None:
+        signal.signal(signal.SIGINT, second)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _plan(args: argparse.Namespace):
@@ -428,6 +471,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from cxsim.results import unwritten
+    from cxsim.sweep.design import design
     from cxsim.sweep.run import resume, run_sweep, start
     from cxsim.sweep.spec import load_sweep
 
@@ -445,26 +490,30 @@ def _sweep(args: argparse.Namespace) -> int:
         if args.out:
             raise UsageError("--resume finishes the sweep in its own folder; drop --out")
         folder = Path(args.resume)
-        sweep = resume(folder, load_sweep(args.file) if args.file else None)
+        named = load_sweep(args.file) if args.file else None
+        sweep = resume(folder, named)  # says why a folder cannot be resumed, before touching it
     elif not args.file:
         raise UsageError("name a sweep file, or --resume FOLDER")
     else:
         sweep = load_sweep(args.file)
         folder = start(Path(args.out or "results"), sweep)
-    client = _dask_client(args.scheduler) if args.scheduler else None
-    try:
-        result = run_sweep(sweep, workers=args.workers, client=client, folder=folder)
-    except KeyboardInterrupt:
-        done = len([p for p in (folder / "parts").glob("p*") if p.is_dir()])
-        raise InterruptedRun(
-            f"{done} finished run(s) are kept in {folder}; to finish, run: "
-            f"cxsim sweep --resume {shlex.quote(str(folder))}"
-        ) from None
-    finally:
-        if client is not None:
-            client.close()
-    analysis = _analysis()
-    written = analysis(result, folder) if analysis is not None else []
+    again = f"cxsim sweep --resume {shlex.quote(str(folder))}"
+    with _second_interrupt_exits(folder, again), Session(folder):
+        if args.resume:
+            sweep = resume(folder, named)  # again, holding the folder
+        client = _dask_client(args.scheduler) if args.scheduler else None
+        try:
+            result = run_sweep(sweep, workers=args.workers, client=client, folder=folder,
+                               analysis=_analysis())  # fmt: skip
+        except KeyboardInterrupt:
+            planned = len(design(sweep)[0]) * len(sweep.scenarios) * sweep.spec.replications
+            raise InterruptedRun(_kept(folder, "p*", planned, None, again)) from None
+        except OSError as exc:  # saving a part: a full disk, a folder made read-only
+            raise ResultsError(unwritten(folder, exc, "sweep")) from None
+        finally:
+            if client is not None:
+                client.close()
+    written = result.analysis
     spec = sweep.spec
     print(
         f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "

@@ -18,6 +18,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from cxsim import lifeline
+
 
 class TaskFailed(Exception):  # noqa: N818 (it reports a task's own exception, not a new error)
     """A task raised; ``key`` says which one, ``error`` is what it raised (also ``__cause__``)."""
@@ -62,7 +64,8 @@ def _context() -> multiprocessing.context.BaseContext:
     parent that runs threads (a progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cxsim.experiment", "cxsim.sweep.run"])
+        os.environ[lifeline.PARENT] = str(os.getpid())  # read by the server, see cxsim.lifeline
+        context.set_forkserver_preload(["cxsim.lifeline", "cxsim.experiment", "cxsim.sweep.run"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -96,10 +99,22 @@ class PoolExecutor:
             except BaseException:
                 for future in futures:  # do not wait for runs nobody will collect
                     future.cancel()
+                _stop_workers(pool)
                 raise
 
     def describe(self) -> str:
         return f"local process pool, {self.workers} worker(s)"
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the runs in progress too (Ctrl-C, a failed task): nobody will collect them, and a
+    long run would hold the exit for as long as it takes."""
+    stop = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if stop is not None:
+        stop()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 class DaskExecutor:

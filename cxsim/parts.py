@@ -69,11 +69,15 @@ def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta
     final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for table, frame in tables.items():
-        frame.to_parquet(tmp / f"{table}.parquet", index=False)
-    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(tmp, final)
+    try:
+        tmp.mkdir()
+        for table, frame in tables.items():
+            frame.to_parquet(tmp / f"{table}.parquet", index=False)
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk, Ctrl-C: leave no half a part
+        raise
     return final
 
 

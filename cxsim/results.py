@@ -13,11 +13,13 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
+from cxsim.workfolder import PARTS, PLAN, manifest_sessions, staged
 
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib",
             "pyarrow", "jinja2"]  # fmt: skip
@@ -87,10 +90,6 @@ def git_commit() -> str | None:
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 
-PLAN = "plan.json"
-PARTS = "parts"
-
-
 class ResultsError(Exception):
     """A results folder that cannot be used as asked; the message is for the user."""
 
@@ -117,7 +116,8 @@ class Plan:
             "precision": None if self.precision is None else vars(self.precision),
             "command": self.command,
         }
-        (folder / PLAN).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(data, indent=2) + "\n"
+        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
@@ -144,7 +144,11 @@ class Plan:
 def start(parent: Path, plan: Plan) -> Path:
     """A new results folder holding the plan; finished runs go to its parts/ as they end."""
     out = new_folder(Path(parent), "-vs-".join(s.name for s in plan.scenarios))
-    plan.save(out)
+    try:
+        plan.save(out)
+    except OSError as exc:
+        shutil.rmtree(out, ignore_errors=True)  # nothing in it yet: no folder left to puzzle over
+        raise ResultsError(unwritten(out, exc, "run")) from None
     return out
 
 
@@ -159,8 +163,12 @@ class Writer:
 def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
     """Write through a temporary name and rename, so a file is whole or absent."""
     tmp = path.with_name(f".tmp-{path.name}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -204,54 +212,95 @@ def write_experiment(
     experiment: Experiment, out: Path, plan: Plan, wall_seconds: float,
     progress: bool | None = None,
 ) -> Path:  # fmt: skip
-    """Write tables, charts, the report page and the manifest into ``out`` (each file whole or
-    not at all), then drop the plan and the parts."""
+    """Write tables, charts, the report page and the manifest into ``out``, then drop the plan
+    and the parts. Everything is written aside first and moved in when all of it is whole (see
+    :func:`cxsim.workfolder.staged`); a write that fails (a full disk) raises ResultsError
+    naming the file and keeps the plan and the parts, so ``--resume`` can write them again."""
     out = Path(out)
     started = time.perf_counter()
     if progress is None:
         progress = sys.stderr.isatty()
-    written: dict[str, list[Path]] = {}
-    steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
-    for writer in steps:
-        steps.set_postfix_str(writer.name)
-        result = writer.write(experiment, out)
-        written[writer.name] = [] if result is None else result if isinstance(
-            result, list) else [result]  # fmt: skip
-    manifest = {
-        "cxsim_manifest": 1,
-        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": plan.command,
-        "resumed_with": sys.argv if plan.command != sys.argv else None,
-        "engine": experiment.engine,
-        "replications": len(experiment.seeds),
-        "precision": None if plan.precision is None else vars(plan.precision),
-        "root_seed": plan.seed,
-        "seeds": experiment.seeds,
-        "scenarios": [
-            {
-                "source": src,
-                "walk_away_curve": dict(zip(("a", "b"), spec.walk_away_curve, strict=True)),
-                "scenario": spec.model_dump(mode="json"),
-            }
-            for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
-        ],
-        "versions": versions(),
-        "git_commit": git_commit(),
-        "wall_seconds": round(wall_seconds + time.perf_counter() - started, 3),
-    }
-    from cxsim.findings import report_content
-    from cxsim.report import write_report
+    with writing(out) as stage:
+        written: dict[str, list[Path]] = {}
+        steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
+        for writer in steps:
+            steps.set_postfix_str(writer.name)
+            result = writer.write(experiment, stage)
+            written[writer.name] = [] if result is None else result if isinstance(
+                result, list) else [result]  # fmt: skip
+        manifest = {
+            "cxsim_manifest": 1,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": plan.command,
+            "engine": experiment.engine,
+            "replications": len(experiment.seeds),
+            "precision": None if plan.precision is None else vars(plan.precision),
+            "root_seed": plan.seed,
+            "seeds": experiment.seeds,
+            "scenarios": [
+                {
+                    "source": src,
+                    "walk_away_curve": dict(zip(("a", "b"), spec.walk_away_curve, strict=True)),
+                    "scenario": spec.model_dump(mode="json"),
+                }
+                for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
+            ],
+            "versions": versions(),
+            "git_commit": git_commit(),
+            **manifest_sessions(out, wall_seconds + time.perf_counter() - started),
+        }
+        from cxsim.findings import report_content
+        from cxsim.report import write_report
 
-    charts = written["charts"]
-    write_report(report_content(experiment, plan, manifest, charts), out)
+        charts = written["charts"]
+        write_report(report_content(experiment, plan, manifest, charts), stage)
+        manifest["charts"] = [p.name for p in charts]
+    finish(out, manifest)
+    return out
+
+
+@contextmanager
+def writing(out: Path, command: str = "run") -> Iterator[Path]:
+    """The stage to write a folder's final files into (see :func:`cxsim.workfolder.staged`).
+    A failed write becomes ResultsError naming the file and keeps the parts and the plan:
+    ``cxsim COMMAND --resume OUT`` writes them again."""
+    try:
+        with staged(out) as stage:
+            try:
+                yield stage
+            except OSError as exc:
+                raise ResultsError(unwritten(out, exc, command, stage)) from None
+    except OSError as exc:  # creating the stage or moving its files in
+        raise ResultsError(unwritten(out, exc, command)) from None
+
+
+def unwritten(out: Path, exc: OSError, command: str, stage: Path | None = None) -> str:
+    """One line: which file of ``out`` could not be written, why, and how to finish."""
+    path = Path(exc.filename) if exc.filename else out / "a results file"
+    if not exc.filename and stage is not None and stage.is_dir():
+        # A failed write() does not name its file: it is the newest one in the stage.
+        files = sorted(stage.iterdir(), key=lambda p: p.stat().st_mtime)
+        path = files[-1] if files else path
+    if stage is not None and path.parent == stage:
+        path = out / path.name  # where it was going
+    path = path.with_name(path.name.removeprefix(".tmp-"))
+    hint = ""
+    if (out / PLAN).exists():
+        hint = (f"; the finished runs are kept: to write the results, run: cxsim {command} "
+                f"--resume {shlex.quote(str(out))}")  # fmt: skip
+    return f"{path}: cannot be written ({exc.strerror or exc}){hint}"
+
+
+def finish(out: Path, manifest: dict, command: str = "run") -> None:
+    """Write the manifest, listing the folder's files, then drop the plan and the parts: the
+    folder is finished. A kill before the manifest is in place leaves it resumable."""
     manifest["files"] = sorted(
         p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
-    ) + ["manifest.json"]
-    manifest["charts"] = [p.name for p in charts]
-    _atomic(
-        out / "manifest.json",
-        lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"),
-    )
+    ) + ["manifest.json"]  # fmt: skip
+    text = json.dumps(manifest, indent=2) + "\n"
+    try:
+        _atomic(out / "manifest.json", lambda p: p.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise ResultsError(unwritten(out, exc, command)) from None
     (out / PLAN).unlink(missing_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)
-    return out

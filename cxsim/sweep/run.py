@@ -19,7 +19,8 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -37,10 +38,20 @@ from cxsim.executors import DaskExecutor, Executor, TaskFailed, local
 from cxsim.experiment import replication_seeds
 from cxsim.loading import ScenarioError, apply_overrides
 from cxsim.metrics import STEP_METRICS, figure, run_summary
-from cxsim.results import PARTS, PLAN, ResultsError, _atomic, git_commit, new_folder, versions
+from cxsim.results import (
+    ResultsError,
+    _atomic,
+    finish,
+    git_commit,
+    new_folder,
+    unwritten,
+    versions,
+    writing,
+)
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
 from cxsim.sweep.spec import Sweep, targeted, unblame
+from cxsim.workfolder import PARTS, PLAN, manifest_sessions
 
 TAGS = [POINT, "scenario", "replication", "seed"]
 SWEEP_PACKAGES = ["SALib", "dask", "distributed"]
@@ -123,6 +134,7 @@ class SweepResult:
     folder: Path | None = None
     wall_seconds: float = 0.0
     executor: str = ""
+    analysis: list[Path] = field(default_factory=list)  # the files the analysis wrote
 
 
 def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) -> Path:
@@ -134,7 +146,12 @@ def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) ->
         "command": list(sys.argv if command is None else command),
         **sweep.to_plan(),
     }
-    (folder / PLAN).write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(plan, indent=2) + "\n"
+    try:
+        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing in it yet
+        raise ResultsError(unwritten(folder, exc, "sweep")) from None
     return folder
 
 
@@ -180,12 +197,15 @@ def run_sweep(
     progress: bool | None = None,
     folder: Path | str | None = None,
     executor: Executor | None = None,
+    analysis: Callable[[SweepResult, Path], list[Path]] | None = None,
 ) -> SweepResult:
     """Run every point of ``sweep`` for every scenario and replication, and collect the tables.
 
     ``out``: parent of a new sweep folder; ``folder``: a folder made by :func:`start` (or one
     to resume); neither: nothing is written. ``client``: a ``dask.distributed.Client`` to run
     on; else ``executor``; else a local pool of ``workers`` processes (default: every core).
+    ``analysis(result, folder)``, if given, writes more files with the tables (see
+    :func:`write_tables`).
     """
     started = time.perf_counter()
     if progress is None:
@@ -224,7 +244,7 @@ def run_sweep(
     result.executor = executor.describe()
     result.wall_seconds = time.perf_counter() - started
     if folder is not None:
-        write_tables(result)
+        write_tables(result, analysis)
     return result
 
 
@@ -366,17 +386,23 @@ def _floor(name: str) -> float | None:
     return 0.0
 
 
-def write_tables(result: SweepResult) -> Path:
-    """The final tables and the manifest (each file whole or absent), then drop the plan and
-    the parts: the tables hold everything they did."""
+def write_tables(
+    result: SweepResult, analysis: Callable[[SweepResult, Path], list[Path]] | None = None
+) -> Path:
+    """The final tables, the files ``analysis(result, folder)`` writes and the manifest, then
+    drop the plan and the parts: the tables hold everything they did. All of it is written
+    aside and moved in when whole (see :func:`cxsim.results.writing`): a failed or killed
+    write leaves the parts and the plan for ``--resume``."""
     folder = result.folder
     plan = read_plan(folder)
-    _atomic(folder / "runs.parquet", lambda p: result.runs.to_parquet(p, index=False))
-    _atomic(folder / "steps.parquet", lambda p: result.steps.to_parquet(p, index=False))
-    _atomic(folder / "points.csv", lambda p: result.points.to_csv(p, index=False))
-    _atomic(folder / "design.csv", lambda p: result.design.to_csv(p, index=False))
-    problem = json.dumps(result.problem, indent=2) + "\n"
-    _atomic(folder / "problem.json", lambda p: p.write_text(problem, "utf-8"))
+    with writing(folder, "sweep") as stage:
+        result.runs.to_parquet(stage / "runs.parquet", index=False)
+        result.steps.to_parquet(stage / "steps.parquet", index=False)
+        result.points.to_csv(stage / "points.csv", index=False)
+        result.design.to_csv(stage / "design.csv", index=False)
+        (stage / "problem.json").write_text(json.dumps(result.problem, indent=2) + "\n", "utf-8")
+        extra = analysis(result, stage) if analysis is not None else []
+    result.analysis = [folder / p.name for p in extra]
     sweep = result.sweep
     versions_ = versions()
     for name in SWEEP_PACKAGES:
@@ -389,7 +415,6 @@ def write_tables(result: SweepResult) -> Path:
         "kind": "sweep",
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": plan.get("command"),
-        "resumed_with": sys.argv if plan.get("command") != sys.argv else None,
         "sweep_hash": sweep.hash(),
         **sweep.to_plan(),
         "sweep_text": _text(sweep.source),
@@ -400,16 +425,9 @@ def write_tables(result: SweepResult) -> Path:
         "executor": result.executor,
         "versions": versions_,
         "git_commit": git_commit(),
-        "wall_seconds": round(result.wall_seconds, 3),
+        **manifest_sessions(folder, result.wall_seconds),
     }
-    manifest["files"] = sorted(
-        p.name for p in folder.iterdir()
-        if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
-    ) + ["manifest.json"]  # fmt: skip
-    _atomic(folder / "manifest.json",
-            lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", "utf-8"))  # fmt: skip
-    (folder / PLAN).unlink(missing_ok=True)
-    shutil.rmtree(folder / PARTS, ignore_errors=True)
+    finish(folder, manifest, "sweep")
     return folder
 
 

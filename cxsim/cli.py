@@ -42,8 +42,9 @@ class UsageError(Exception):
     """A command-line mistake; printed as it is, exit status 2."""
 
 
-class InterruptedRun(Exception):  # noqa: N818 (not an error: the user asked to stop)
-    """Ctrl-C during a run: the message says what finished and how to resume."""
+class InterruptedRun(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says what finished and how to resume (still a
+    KeyboardInterrupt, so the folder's session log records it as interrupted)."""
 
 
 def _whole(minimum: int):
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # before a results folder was made (reading the scenarios)
+        print("\ncxsim: interrupted before anything was run", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -207,11 +211,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"precision: {n} replications, 95% CI half-width of {plan.precision.figure} "
               f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
 
+    planned = len(plan.scenarios) * plan.replications
     with _second_interrupt_exits(out, resume), Session(out):
-        if args.resume:
-            plan = Plan.load(out)  # again, holding the folder: another may have finished it
-        planned = len(plan.scenarios) * plan.replications
         try:
+            if args.resume:
+                plan = Plan.load(out)  # again, holding the folder: another may have finished it
             experiment = run_experiment(
                 plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
                 parts=out / PARTS, precision=plan.precision, on_batch=heard,
@@ -228,18 +232,28 @@ def _run(args: argparse.Namespace) -> int:
                 f"while writing the results; all {len(experiment.summaries)} runs are kept in "
                 f"{out}; to write the results, run: {resume}"
             ) from None
-    _print_figures(experiment)
-    if plan.precision is not None:
-        p = plan.precision
+    with _complete(out):
+        _print_figures(experiment)
+        if plan.precision is not None:
+            p = plan.precision
+            print(
+                f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
+                f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum})."
+            )
         print(
-            f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
-            f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum})."
+            f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
+            f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
         )
-    print(
-        f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
-        f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
-    )
     return 0
+
+
+@contextmanager
+def _complete(folder: Path) -> Iterator[None]:
+    """Ctrl-C while the figures of a finished folder are printed: say that nothing is lost."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise InterruptedRun(f"the results are complete in {folder}") from None
 
 
 def _kept(folder: Path, pattern: str, planned: int, precision, resume: str) -> str:
@@ -499,10 +513,11 @@ def _sweep(args: argparse.Namespace) -> int:
         folder = start(Path(args.out or "results"), sweep)
     again = f"cxsim sweep --resume {shlex.quote(str(folder))}"
     with _second_interrupt_exits(folder, again), Session(folder):
-        if args.resume:
-            sweep = resume(folder, named)  # again, holding the folder
-        client = _dask_client(args.scheduler) if args.scheduler else None
+        client = None
         try:
+            if args.resume:
+                sweep = resume(folder, named)  # again, holding the folder
+            client = _dask_client(args.scheduler) if args.scheduler else None
             result = run_sweep(sweep, workers=args.workers, client=client, folder=folder,
                                analysis=_analysis())  # fmt: skip
         except KeyboardInterrupt:
@@ -513,7 +528,14 @@ def _sweep(args: argparse.Namespace) -> int:
         finally:
             if client is not None:
                 client.close()
+    with _complete(folder):
+        _print_sweep(result, folder)
+    return 0
+
+
+def _print_sweep(result, folder: Path) -> None:
     written = result.analysis
+    sweep = result.sweep
     spec = sweep.spec
     print(
         f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "
@@ -528,7 +550,6 @@ def _sweep(args: argparse.Namespace) -> int:
         print(headline.read_text(encoding="utf-8").split("\n", 2)[-1].rstrip())
         charts = len({p.stem for p in written if p.suffix == ".png"})
         print(f"Analysis: {charts} chart(s) (PNG and SVG) and tables in {folder}")
-    return 0
 
 
 def _analysis():

@@ -146,9 +146,11 @@ def start(parent: Path, plan: Plan) -> Path:
     out = new_folder(Path(parent), "-vs-".join(s.name for s in plan.scenarios))
     try:
         plan.save(out)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(out, ignore_errors=True)  # nothing in it yet: no folder left to puzzle over
-        raise ResultsError(unwritten(out, exc, "run")) from None
+        if isinstance(exc, OSError):
+            raise ResultsError(unwritten(out, exc, "run")) from None
+        raise
     return out
 
 

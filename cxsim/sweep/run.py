@@ -149,9 +149,11 @@ def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) ->
     text = json.dumps(plan, indent=2) + "\n"
     try:
         _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # nothing in it yet
-        raise ResultsError(unwritten(folder, exc, "sweep")) from None
+        if isinstance(exc, OSError):
+            raise ResultsError(unwritten(folder, exc, "sweep")) from None
+        raise
     return folder
 
 

@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--linger", type=float, default=30.0,
                    help="seconds a process may outlive a kill (default 30)")  # fmt: skip
     args = p.parse_args(argv)
+    # Children inherit an ignored SIGINT (this script started in the background with &, nohup):
+    # let them hear Ctrl-C as from a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random(args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="cxsim-kill-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -270,7 +270,7 @@ def check_message(kind: str, outcome: dict) -> list[str]:
         problems.append("traceback: " + err.strip().splitlines()[-1][:120])
     if outcome["code"] == 0 or not (folder / "plan.json").exists():
         return problems  # it finished before the signal landed (-2: while Python was ending)
-    if outcome["code"] != 130:
+    if outcome["code"] not in (130, -signal.SIGINT):  # -2: a second Ctrl-C as Python ended
         problems.append(f"exit status {outcome['code']} after SIGINT (expected 130); the "
                         f"folder held {outcome['listing']} when it was sent")  # fmt: skip
     if (folder / "plan.json").exists():

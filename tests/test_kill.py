@@ -173,7 +173,7 @@ def _unfinished(folder: Path) -> None:
     assert len(list((folder / "parts").iterdir())) == 4
 
 
-def test_ctrl_c_while_writing_keeps_the_runs_and_resume_writes_the_same_files(
+def test_ctrl_c_while_writing_keeps_the_runs_a_second_command_is_refused_resume_completes(
     tmp_path, whole, monkeypatch, capsys
 ):
     _failing_savefig(monkeypatch, KeyboardInterrupt())
@@ -184,12 +184,20 @@ def test_ctrl_c_while_writing_keeps_the_runs_and_resume_writes_the_same_files(
     assert f"cxsim run --resume {folder}" in err
     _unfinished(folder)
     monkeypatch.undo()
+    with Session(folder):  # another cxsim working in it: a second one is refused at once
+        assert main(["run", "--resume", str(folder)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"cxsim: error: {folder}: in use by cxsim process {os.getpid()}")
+        _unfinished(folder)
     # What a writer killed with SIGKILL leaves: a half-written stage and a half-written part.
     (folder / ".writing").mkdir()
     (folder / ".writing" / "summary.csv").write_text("scenario,repl")
     (folder / "parts" / ".tmp-s000-r00000-99999").mkdir()
     assert main(["run", "--resume", str(folder), "--workers", "1"]) == 0
-    _same_tables(whole, folder)
+    _same_tables(whole, folder)  # and no lock, session log, stage or part left
+    sessions = json.loads((folder / "manifest.json").read_text())["sessions"]
+    # The run, the session this test held, the resume; the refused command never got in.
+    assert [s["outcome"] for s in sessions] == ["interrupted", "completed", "completed"]
 
 
 def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
@@ -221,19 +229,3 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in line and f"cxsim run --resume {cut}" in line
     assert sorted(p.name for p in (cut / "parts").iterdir()) == ["s000-r00000", "s000-r00001"]
-
-
-def test_a_folder_in_use_is_refused_and_the_holder_named(tmp_path, monkeypatch, capsys):
-    _failing_savefig(monkeypatch, KeyboardInterrupt())
-    assert main([*RUN, "--workers", "1", "--out", str(tmp_path)]) == 130
-    monkeypatch.undo()
-    folder = _folder(tmp_path)
-    capsys.readouterr()
-    with Session(folder):  # another cxsim working in it
-        assert main(["run", "--resume", str(folder)]) == 2
-        (line,) = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith(f"cxsim: error: {folder}: in use by cxsim process {os.getpid()}")
-        assert not (folder / "manifest.json").exists()
-    assert main(["run", "--resume", str(folder), "--workers", "1"]) == 0
-    assert {p.name for p in folder.iterdir()} >= {"manifest.json", "summary.csv"}
-    assert not {".lock", ".sessions.json", "plan.json", "parts"} & set(os.listdir(folder))

@@ -69,14 +69,19 @@ def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta
     final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    file = final
     try:
         tmp.mkdir()
         for table, frame in tables.items():
-            frame.to_parquet(tmp / f"{table}.parquet", index=False)
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            file = final / f"{table}.parquet"
+            frame.to_parquet(tmp / file.name, index=False)
+        file = final / "meta.json"
+        (tmp / file.name).write_text(json.dumps(meta), encoding="utf-8")
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk, Ctrl-C: leave no half a part
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(file)  # a failed write does not say which file it was writing
         raise
     return final
 

@@ -46,8 +46,12 @@ def _now() -> str:
 
 def _write_json(path: Path, data) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sessions(folder: Path) -> list[dict]:
@@ -118,10 +122,16 @@ class Session:
                     "then run the command again"
                 ) from None
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"cxsim process {os.getpid()} (started {_now()})\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"cxsim process {os.getpid()} (started {_now()})\n".encode(), 0)
+            self._log_start()
+        except OSError as exc:  # a full disk: say so before any work is done
+            os.close(fd)
+            raise FolderError(
+                f"{self.folder / SESSIONS}: cannot be written ({exc.strerror})"
+            ) from None
         self._fd = fd
-        self._log_start()
         return self
 
     def _log_start(self) -> None:

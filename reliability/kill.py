@@ -7,8 +7,9 @@ SIGKILL to the cxsim process alone, at a moment drawn at random: during start-up
 random number of finished runs, or while the final files are being written (when the hidden
 ``.writing`` folder appears, after a random delay). Then it checks:
 
-- the process ended (a hang counts), SIGINT gave status 130 and a message naming how many runs
-  finished, the folder and the exact ``--resume`` command, with no traceback;
+- the process ended (a hang counts), SIGINT gave status 130 (or death by SIGINT: a second
+  Ctrl-C as Python was ending) and a message naming how many runs finished, the folder and the
+  exact ``--resume`` command, with no traceback;
 - no process of its session is left (pool workers, fork server) after at most ``--linger`` s;
 - no half-written file sits under a finished name (a table present before the resume equals
   the whole run's);
@@ -16,9 +17,13 @@ random number of finished runs, or while the final files are being written (when
   set of files as the whole run, every table (CSV, Parquet, JSON) byte for byte equal, no
   hidden leftovers, and a manifest that lists every session.
 
+With ``--full-disk`` (root: it mounts small tmpfs folders) it first runs both commands on disks
+too small for them and checks one line naming the file, status 2, the parts kept, nothing
+half-written, and a resume on the grown disk giving the same tables.
+
 Prints counts by command, signal and moment, and every mismatch. Exit status 0 if all passed.
 
-    python reliability/kill.py [--count 100] [--seed 1] [--work DIR] [--keep]
+    python reliability/kill.py [--count 100] [--seed 1] [--work DIR] [--keep] [--full-disk]
 """
 
 from __future__ import annotations
@@ -345,6 +350,46 @@ def check_sessions(folder: Path, ran: int) -> list[str]:
     return problems
 
 
+def full_disk(kind: str, argv: list[str], whole: Path, work: Path) -> list[str]:
+    """Run ``argv`` on small tmpfs mounts (root only) so that the disk fills while parts are
+    saved or while the final files are written: one line naming the file, status 2, what was
+    written kept and nothing half-written; after growing the disk, --resume gives the whole
+    run's tables."""
+    mount = work / f"tiny-{kind}"
+    mount.mkdir()
+    problems = []
+    for size in ("150k", "400k", "800k", "1500k"):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                       check=True)  # fmt: skip
+        try:
+            done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, timeout=600)
+            lines = done.stderr.strip().splitlines()
+            folder = only_folder(mount)
+            if done.returncode == 0:
+                print(f"full disk, {kind}, {size}: everything fitted", flush=True)
+                continue
+            said = lines[-1] if lines else ""
+            print(f"full disk, {kind}, {size}: exit {done.returncode}: {said}", flush=True)
+            if done.returncode != 2 or len(lines) != 1 or "Traceback" in done.stderr:
+                problems.append(f"{size}: exit {done.returncode}, stderr {done.stderr[-300:]!r}")
+            if "No space left on device" not in said or "--resume" not in said:
+                problems.append(f"{size}: message {said!r}")
+            problems += [f"{size}: {p}" for p in half_written(whole, folder)]
+            if folder is None or not (folder / "plan.json").exists():
+                problems.append(f"{size}: nothing left to resume")
+                continue
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+            again = subprocess.run(cxsim(kind, "--resume", str(folder), "--workers", "2"),
+                                   cwd=mount, capture_output=True, text=True)  # fmt: skip
+            if again.returncode != 0:
+                problems.append(f"{size}: resume exit {again.returncode}: {again.stderr[-300:]}")
+            else:
+                problems += [f"{size}: {p}" for p in compare(whole, folder)]
+        finally:
+            subprocess.run(["umount", str(mount)], check=True)
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--count", type=int, default=100, help="kills of a first session")
@@ -355,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="chance that a resume is killed too (default 0.25)")  # fmt: skip
     p.add_argument("--linger", type=float, default=30.0,
                    help="seconds a process may outlive a kill (default 30)")  # fmt: skip
+    p.add_argument("--full-disk", action="store_true",
+                   help="also fill small tmpfs mounts (needs root)")  # fmt: skip
     args = p.parse_args(argv)
     # Children inherit an ignored SIGINT (this script started in the background with &, nohup):
     # let them hear Ctrl-C as from a terminal.
@@ -375,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     tally: Counter = Counter()
     failures: list[str] = []
     notes: list[str] = []
+    if args.full_disk:
+        for kind, (whole, *_) in wholes.items():
+            failures += [f"full disk, {kind}: {p}" for p in full_disk(kind, cmds[kind], whole,
+                                                                      work)]  # fmt: skip
     lingers: list[float] = []
     exits: dict[str, list[float]] = {"SIGINT": [], "SIGKILL": []}
     started = time.monotonic()

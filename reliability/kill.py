@@ -105,15 +105,21 @@ def only_folder(parent: Path) -> Path | None:
     return folders[0] if len(folders) == 1 else None
 
 
-def state(folder: Path | None) -> str:
-    """Where a run is: before any run, running, writing the final files, finished."""
-    if folder is None or not (folder / "plan.json").exists():
-        return "finished" if folder is not None and (folder / "manifest.json").exists() else "start"
-    if (folder / ".writing").exists():
-        return "writing"
-    parts = folder / "parts"
-    done = sum(1 for p in parts.iterdir() if not p.name.startswith(".")) if parts.exists() else 0
-    return "runs" if done else "start"
+def state(folder: Path | None, pid: int, since: float) -> str:
+    """Where the cxsim process ``pid`` (started at ``since``, epoch seconds) is: still starting
+    (Python importing, the folder not yet taken), running, writing the final files, finished."""
+    if folder is None or not folder.exists():
+        return "start"
+    if not (folder / "plan.json").exists():
+        return "finished" if (folder / "manifest.json").exists() else "start"
+    try:
+        holder = (folder / ".lock").read_text()
+        stage = (folder / ".writing").stat().st_mtime if (folder / ".writing").exists() else 0
+    except OSError:
+        return "start"
+    if f"process {pid} " not in holder:
+        return "start"  # a resume still starting sees what an earlier session left
+    return "writing" if stage >= since else "runs"
 
 
 def finished_runs(folder: Path | None) -> int:
@@ -142,6 +148,11 @@ class Trial:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         folder_of = self._folder_finder()
         started = time.monotonic()
+        since = time.time() - 0.01
+
+        def where() -> str:
+            return state(folder_of(), proc.pid, since)
+
         if aim == "start":
             target = self.rng.uniform(0, self.span * 0.3)
             while time.monotonic() - started < target and proc.poll() is None:
@@ -151,13 +162,13 @@ class Trial:
             while proc.poll() is None and finished_runs(folder_of()) < want:
                 time.sleep(0.01)
         else:  # writing: when the stage appears, after a random part of the writing time
-            while proc.poll() is None and state(folder_of()) not in ("writing", "finished"):
+            while proc.poll() is None and where() not in ("writing", "finished"):
                 time.sleep(0.005)
             delay = self.rng.uniform(0, self.write_time)
             end = time.monotonic() + delay
             while proc.poll() is None and time.monotonic() < end:
                 time.sleep(0.005)
-        seen = state(folder_of()) if proc.poll() is None else "exited"
+        seen = where() if proc.poll() is None else "exited"
         folder = folder_of()
         listing = sorted(os.listdir(folder)) if folder is not None and folder.exists() else []
         if proc.poll() is None:
@@ -261,16 +272,13 @@ def check_message(kind: str, outcome: dict) -> list[str]:
     """What a SIGINT must print: the runs finished, the folder, the exact resume command."""
     err, folder = outcome["err"], outcome["folder"]
     problems = []
+    if outcome["state"] == "start" and outcome["code"] == -signal.SIGINT:
+        # Python still importing, the folder not yet taken: its own KeyboardInterrupt traceback
+        # (or none, before its handler is set), exit -2.
+        said = err.strip().splitlines() or ["(nothing printed)"]
+        return [f"{NOTE} Ctrl-C while Python was starting: {said[-1][:80]}"]
     if folder is None:
-        # Still importing (no folder yet): Python's own KeyboardInterrupt traceback, exit -2.
-        return (
-            [
-                f"{NOTE} Ctrl-C while Python was starting: "
-                + (err.strip().splitlines() or ["(nothing)"])[-1][:80]
-            ]
-            if err.strip()
-            else []
-        )
+        return problems
     if "Traceback" in err:
         problems.append("traceback: " + err.strip().splitlines()[-1][:120])
     if outcome["code"] == 0 or not (folder / "plan.json").exists():

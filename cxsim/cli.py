@@ -377,6 +377,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     """Fit the calibration section's unknowns, print the fit, write the calibrated variant."""
     from cxsim.fitting import describe, fit, set_arguments, variant_text
+    from cxsim.results import _atomic
 
     cal = spec.calibration
     observed = [k for k, v in cal.observed.model_dump().items() if v is not None]
@@ -384,6 +385,11 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     out = Path(args.out) if args.out else source.with_name(f"{source.stem}_fitted.yaml")
     if out.resolve() == source.resolve():
         raise UsageError(f"--out {out}: would overwrite the scenario it calibrates")
+    if not args.out and out.exists():  # checked before the fit, which can take minutes
+        raise UsageError(
+            f"{out}: exists already (an earlier fit?); to replace it, name it: --out "
+            f"{shlex.quote(str(out))}, or name another file"
+        )
     print(f"Fitting {', '.join(cal.unknowns)} in {args.scenario} to {', '.join(observed)}.")
     if len(cal.unknowns) > len(observed):
         print(
@@ -401,7 +407,8 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     print()
     print(describe(result))
     try:
-        out.write_text(variant_text(spec, source, out, result), encoding="utf-8")
+        text = variant_text(spec, source, out, result)
+        _atomic(out, lambda p: p.write_text(text, encoding="utf-8"))  # whole or untouched
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot be written ({exc.strerror})") from None
     print(f"\nWrote the calibrated scenario to {out} (base: {source.name} and the fitted keys).")

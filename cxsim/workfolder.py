@@ -141,6 +141,7 @@ class Session:
             if s.get("ended") is None:  # its process died without a word (killed)
                 seen = _last_saved(self.folder, s.get("started_at", now))
                 s = close_session(s, "killed", seen if seen is not None else s["started_at"])
+                s["note"] = "ended and wall_seconds: up to the last run it saved"
             sessions.append(s)
         sessions.append({"command": list(sys.argv), "pid": os.getpid(), "started": _now(),
                          "started_at": now, "ended": None})  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -64,7 +65,12 @@ def _context() -> multiprocessing.context.BaseContext:
     parent that runs threads (a progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        os.environ[lifeline.PARENT] = str(os.getpid())  # read by the server, see cxsim.lifeline
+        # Read by the server (see cxsim.lifeline). Linux ties it to the thread that starts it:
+        # only the main thread, whose end is the process's.
+        if threading.current_thread() is threading.main_thread():
+            os.environ[lifeline.PARENT] = str(os.getpid())
+        else:
+            os.environ.pop(lifeline.PARENT, None)
         context.set_forkserver_preload(["cxsim.lifeline", "cxsim.experiment", "cxsim.sweep.run"])
         return context
     return multiprocessing.get_context("spawn")

@@ -229,3 +229,26 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in line and f"cxsim run --resume {cut}" in line
     assert sorted(p.name for p in (cut / "parts").iterdir()) == ["s000-r00000", "s000-r00001"]
+
+
+def test_a_second_ctrl_c_ends_at_once_with_the_resume_command(tmp_path):
+    stops_twice = (
+        "import os, signal, time\n"
+        "from pathlib import Path\n"
+        "from cxsim.cli import _second_interrupt_exits\n"
+        "with _second_interrupt_exits(Path('F'), 'cxsim run --resume F'):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:  # the first: the clean-up that follows is slow\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(30)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", stops_twice], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 130 and time.monotonic() - started < 30
+    assert done.stderr.strip() == (
+        "cxsim: stopped at once. The finished runs are kept in F; to finish, run: cxsim run "
+        "--resume F"
+    )

@@ -272,9 +272,9 @@ def check_message(kind: str, outcome: dict) -> list[str]:
     """What a SIGINT must print: the runs finished, the folder, the exact resume command."""
     err, folder = outcome["err"], outcome["folder"]
     problems = []
-    if outcome["state"] == "start" and outcome["code"] == -signal.SIGINT:
-        # Python still importing, the folder not yet taken: its own KeyboardInterrupt traceback
-        # (or none, before its handler is set), exit -2.
+    if outcome["state"] == "start" and outcome["code"] in (-signal.SIGINT, 1):
+        # Python still starting, the folder not yet taken: its own KeyboardInterrupt traceback
+        # (or none, before its handler is set), exit -2 (1 if it was reading site-packages).
         said = err.strip().splitlines() or ["(nothing printed)"]
         return [f"{NOTE} Ctrl-C while Python was starting: {said[-1][:80]}"]
     if folder is None:

@@ -466,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         elif folder is not None and any(folder.iterdir()):
             problems.append(f"folder without a plan or manifest: {sorted(os.listdir(folder))}")
         status = "FAIL" if any(not p.startswith(NOTE) for p in problems) else "ok"
+        if status == "FAIL":
+            (parent / "stderr.txt").write_text(outcome["err"], encoding="utf-8")
         print(f"{i + 1:4d} {kind:5s} {label:10s} aimed {aim:7s} hit {outcome['state']:8s} "
               f"exit {outcome['code']!s:>4} after {outcome['exit_after']:.2f} s, "
               f"sessions {sessions}: {status}", flush=True)  # fmt: skip

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
-from cxsim.workfolder import PARTS, PLAN, manifest_sessions, staged
+from cxsim.workfolder import PARTS, PLAN, SESSIONS, manifest_sessions, staged
 
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib",
             "pyarrow", "jinja2"]  # fmt: skip
@@ -296,8 +296,10 @@ def unwritten(out: Path, exc: OSError, command: str, stage: Path | None = None) 
 
 
 def finish(out: Path, manifest: dict, command: str = "run") -> None:
-    """Write the manifest, listing the folder's files, then drop the plan and the parts: the
-    folder is finished. A kill before the manifest is in place leaves it resumable."""
+    """Write the manifest, listing the folder's files, then drop the parts, the plan and the
+    session log: the folder is finished. The plan goes after the parts, so a kill on the way
+    leaves a folder that --resume finishes again (re-running any run already deleted), never
+    a finished one with half its parts still in it."""
     manifest["files"] = sorted(
         p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
     ) + ["manifest.json"]  # fmt: skip
@@ -306,5 +308,6 @@ def finish(out: Path, manifest: dict, command: str = "run") -> None:
         _atomic(out / "manifest.json", lambda p: p.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise ResultsError(unwritten(out, exc, command)) from None
-    (out / PLAN).unlink(missing_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)
+    (out / PLAN).unlink(missing_ok=True)
+    (out / SESSIONS).unlink(missing_ok=True)  # the manifest has it

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from typing import Any, Protocol
 
 from cxsim import lifeline
@@ -65,13 +67,20 @@ def _context() -> multiprocessing.context.BaseContext:
     parent that runs threads (a progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        # Read by the server (see cxsim.lifeline). Linux ties it to the thread that starts it:
-        # only the main thread, whose end is the process's.
-        if threading.current_thread() is threading.main_thread():
-            os.environ[lifeline.PARENT] = str(os.getpid())
-        else:
-            os.environ.pop(lifeline.PARENT, None)
         context.set_forkserver_preload(["cxsim.lifeline", "cxsim.experiment", "cxsim.sweep.run"])
+        # The lifeline (see cxsim.lifeline): Linux ties the death signal to the thread that
+        # starts the server, so only the main thread, whose end is the process's, arms it.
+        if threading.current_thread() is not threading.main_thread():
+            os.environ.pop(lifeline.PARENT, None)
+            return context
+        os.environ[lifeline.PARENT] = str(os.getpid())
+        # Start the server deaf to Ctrl-C (an ignored signal stays ignored across exec), so a
+        # Ctrl-C while it imports cxsim prints no traceback of its own; its workers inherit it.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return context
     return multiprocessing.get_context("spawn")
 

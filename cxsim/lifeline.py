@@ -5,10 +5,10 @@ outlive a parent killed with SIGKILL on their own: the server waits for every wo
 and the workers wait for tasks that will never come. This module is the fork server's first
 preload. The parent names itself in :data:`PARENT` before it starts the server; on import in
 that server (and nowhere else) it asks Linux to kill the server when the parent dies and every
-worker when the server dies (``prctl(PR_SET_PDEATHSIG)``), and it ignores SIGINT: Ctrl-C
-reaches the whole process group, and it is the parent that stops the work and says what
-finished, with no traceback from the server's start or from a worker. Elsewhere (another
-platform, any other process importing it) it does nothing.
+worker when the server dies (``prctl(PR_SET_PDEATHSIG)``), and it makes sure SIGINT is ignored
+(the parent starts the server so): Ctrl-C reaches the whole process group, and it is the
+parent that stops the work and says what finished, with no traceback from the server or a
+worker. Elsewhere (another platform, any other process importing it) it does nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _arm() -> None:
     server = os.getpid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # workers inherit it from the server
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # started so already; its workers inherit it
     _die_with_parent(int(os.environ[PARENT]))
     os.register_at_fork(after_in_child=lambda: _die_with_parent(server))
 

@@ -72,10 +72,15 @@ def _session_processes(sid: int) -> list[int]:
     return left
 
 
+def _hears_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # even if pytest runs with it ignored (nohup &)
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cxsim.cli", *args], cwd=cwd,
                             start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_hears_ctrl_c)  # fmt: skip
 
 
 def _wait(proc: subprocess.Popen, ready) -> None:
@@ -246,7 +251,7 @@ def test_a_second_ctrl_c_ends_at_once_with_the_resume_command(tmp_path):
     )
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", stops_twice], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+                          timeout=60, preexec_fn=_hears_ctrl_c)  # fmt: skip
     assert done.returncode == 130 and time.monotonic() - started < 30
     assert done.stderr.strip() == (
         "cxsim: stopped at once. The finished runs are kept in F; to finish, run: cxsim run "

@@ -112,29 +112,15 @@ class PoolExecutor:
                         raise TaskFailed(key, exc) from exc
                     yield key, result
             except BaseException:
-                if not _stop_workers(pool):  # stopped runs fail their futures, queued ones too
-                    for future in futures:  # do not wait for runs nobody will collect
-                        future.cancel()
+                # Do not wait for runs nobody will collect; the runs in progress end on their
+                # own (one run each): a worker killed while it sends a result leaves half a
+                # message in the pipe, and the pool's thread waits for the rest for ever.
+                for future in futures:
+                    future.cancel()
                 raise
 
     def describe(self) -> str:
         return f"local process pool, {self.workers} worker(s)"
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> bool:
-    """End the runs in progress (Ctrl-C, a failed task): nobody will collect them, and a long
-    run would hold the exit for as long as it takes. False if this Python cannot. (Cancelling
-    the queued futures first would make Python 3.11's pool thread fail on them.)"""
-    stop = getattr(pool, "terminate_workers", None)  # Python 3.14
-    if stop is not None:
-        stop()
-        return True
-    processes = getattr(pool, "_processes", None)
-    if processes is None:
-        return False
-    for process in list(processes.values()):
-        process.terminate()
-    return True
 
 
 class DaskExecutor:

@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -230,12 +231,13 @@ def run_sweep(
         executor = local(workers, len(todo))
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                disable=not progress, smoothing=0.1)  # fmt: skip
-    try:
-        for key, (summary, steps) in executor.map_unordered(run_task, todo):
-            if folder is not None:
-                store.save_sweep_run(folder / PARTS, key, records[key], summary, steps)
-            done[key] = (summary, steps)
-            bar.update()
+    try:  # closing: a part that cannot be saved (a full disk) cancels the runs not started
+        with closing(executor.map_unordered(run_task, todo)) as finished:
+            for key, (summary, steps) in finished:
+                if folder is not None:
+                    store.save_sweep_run(folder / PARTS, key, records[key], summary, steps)
+                done[key] = (summary, steps)
+                bar.update()
     except TaskFailed as failed:
         raise SweepTaskError(_failure(sweep, todo[failed.key], failed.error, folder)) from (
             failed.error

@@ -35,7 +35,7 @@ from cxsim.parts import PartError
 from cxsim.results import ResultsError
 from cxsim.scenario import Scenario
 from cxsim.sweep.run import SweepTaskError
-from cxsim.workfolder import PARTS, FolderError, Session
+from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop
 
 
 class UsageError(Exception):
@@ -281,6 +281,7 @@ def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
 
     def first(signum, frame) -> None:
         signal.signal(signal.SIGINT, second)
+        ask_to_stop()  # raised again if Python swallows this one (see cxsim.workfolder)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, first)
@@ -288,6 +289,7 @@ def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        ask_to_stop(False)
 
 
 def _plan(args: argparse.Namespace):

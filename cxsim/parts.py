@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from cxsim.scenario import Scenario
+from cxsim.workfolder import stop_if_asked
 
 TABLES = ("steps", "customers", "losses")
 _NAME = re.compile(r"^s(\d{3})-r(\d{5})$")
@@ -66,6 +67,7 @@ def save(folder: Path, scenario: int, replication: int, spec: Scenario, seed: in
 def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta: dict) -> Path:
     """Write ``folder/name/``: each table as Parquet and ``meta`` as JSON, under a temporary
     name renamed when complete, so a killed writer leaves no part that looks finished."""
+    stop_if_asked()
     final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -177,6 +177,23 @@ def manifest_sessions(folder: Path, wall_seconds: float) -> dict:
             "sessions": sessions}  # fmt: skip
 
 
+# A Ctrl-C whose KeyboardInterrupt Python swallowed (raised inside a weakref callback or a
+# __del__, it is printed as "Exception ignored" and the work goes on) is raised again here,
+# before the next part is saved and before the final files are moved in.
+_stop_asked = [False]
+
+
+def ask_to_stop(asked: bool = True) -> None:
+    """Ctrl-C was pressed (the command line's handler says so), or, with False, forget it."""
+    _stop_asked[0] = asked
+
+
+def stop_if_asked() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed and the work still goes on."""
+    if _stop_asked[0]:
+        raise KeyboardInterrupt
+
+
 @contextmanager
 def staged(folder: Path) -> Iterator[Path]:
     """A hidden folder to write the final files into; they are moved into ``folder`` when the
@@ -187,6 +204,7 @@ def staged(folder: Path) -> Iterator[Path]:
     stage.mkdir()
     try:
         yield stage
+        stop_if_asked()
         for path in sorted(stage.iterdir()):
             os.replace(path, Path(folder) / path.name)
     finally:

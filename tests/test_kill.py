@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from cxsim.cli import main
-from cxsim.workfolder import Session
+from cxsim.workfolder import Session, ask_to_stop
 
 from .conftest import ROOT
 
@@ -257,3 +257,15 @@ def test_a_second_ctrl_c_ends_at_once_with_the_resume_command(tmp_path):
         "cxsim: stopped at once. The finished runs are kept in F; to finish, run: cxsim run "
         "--resume F"
     )
+
+
+def test_a_ctrl_c_that_python_swallowed_still_stops_the_run(tmp_path, capsys):
+    # The handler's KeyboardInterrupt can land in a weakref callback, where Python prints
+    # "Exception ignored" and goes on; the next part to save raises it again.
+    ask_to_stop()
+    try:
+        code = main([*RUN, "--workers", "1", "--out", str(tmp_path)])
+    finally:
+        ask_to_stop(False)
+    assert code == 130 and "0 of 4 runs finished" in capsys.readouterr().err
+    assert set(os.listdir(_folder(tmp_path) / "parts")) == set()

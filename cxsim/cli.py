@@ -212,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
               f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
 
     planned = len(plan.scenarios) * plan.replications
-    with _second_interrupt_exits(out, resume), Session(out):
+    with _kept_on_interrupt(out, "s*-r*", planned, plan.precision, resume), \
+            _second_interrupt_exits(out, resume), Session(out):  # fmt: skip
         try:
             if args.resume:
                 plan = Plan.load(out)  # again, holding the folder: another may have finished it
@@ -262,6 +263,21 @@ def _kept(folder: Path, pattern: str, planned: int, precision, resume: str) -> s
     of = f"at least {planned}" if precision is not None else str(planned)
     return (f"{done} of {of} runs finished and are kept in {folder}; to finish, run: "
             f"{resume}")  # fmt: skip
+
+
+@contextmanager
+def _kept_on_interrupt(folder: Path, pattern: str, planned: int | None, precision,
+                       resume: str) -> Iterator[None]:  # fmt: skip
+    """Ctrl-C while a folder is being taken or let go: what finished, and how to resume."""
+    try:
+        yield
+    except InterruptedRun:
+        raise
+    except KeyboardInterrupt:
+        if planned is None:
+            raise InterruptedRun(f"the finished runs are kept in {folder}; to finish, run: "
+                                 f"{resume}") from None  # fmt: skip
+        raise InterruptedRun(_kept(folder, pattern, planned, precision, resume)) from None
 
 
 @contextmanager
@@ -521,7 +537,8 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep = load_sweep(args.file)
         folder = start(Path(args.out or "results"), sweep)
     again = f"cxsim sweep --resume {shlex.quote(str(folder))}"
-    with _second_interrupt_exits(folder, again), Session(folder):
+    with _kept_on_interrupt(folder, "p*", None, None, again), \
+            _second_interrupt_exits(folder, again), Session(folder):  # fmt: skip
         client = None
         try:
             if args.resume:

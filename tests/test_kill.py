@@ -73,7 +73,9 @@ def _session_processes(sid: int) -> list[int]:
 
 
 def _hears_ctrl_c() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # even if pytest runs with it ignored (nohup &)
+    """In the child: SIGINT as in a terminal, even if pytest runs with it ignored or blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:

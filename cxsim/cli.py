@@ -11,8 +11,12 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cxsim import guards
@@ -26,14 +30,16 @@ from cxsim.loading import (
     scenario_yaml,
 )
 from cxsim.scenario import ENGINE_NAMES, Scenario
+from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop
 
 
 class UsageError(Exception):
     """A command-line mistake; printed as it is, exit status 2."""
 
 
-class InterruptedRun(Exception):  # noqa: N818 (not an error: the user asked to stop)
-    """Ctrl-C during a run: the message says what finished and how to resume."""
+class InterruptedRun(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says what finished and how to resume (still a
+    KeyboardInterrupt, so the folder's session log records it as interrupted)."""
 
 
 def _whole(minimum: int):
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ScenarioError, UsageError, ResultsError, PartError) as exc:
+    except (ScenarioError, UsageError, ResultsError, PartError, FolderError) as exc:
         print(f"cxsim: error: {exc}", file=sys.stderr)
         return 2
     except WorkerDied as exc:
@@ -160,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before a results folder was made (reading the scenarios)
+        print("\ncxsim: interrupted before anything was run", file=sys.stderr)
         return 130
 
 
@@ -169,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     if (args.workers or os.cpu_count() or 1) > 1:
         executors.warm_up("cxsim.experiment")  # the workers' imports, alongside this process's
     from cxsim.experiment import run_experiment
-    from cxsim.results import PARTS, Plan, start, write_experiment
+    from cxsim.results import Plan, start, unwritten, write_experiment
 
     if args.resume:
         given = [flag for flag, value in (("SCENARIO", args.scenarios), ("--set", args.overrides),
@@ -182,12 +191,13 @@ def _run(args: argparse.Namespace) -> int:
                 "(only --workers may change)"
             )
         out = Path(args.resume)
-        plan = Plan.load(out)
+        plan = Plan.load(out)  # says why a folder cannot be resumed, before touching it
     elif not args.scenarios:
         raise UsageError("name at least one scenario file, or --resume FOLDER")
     else:
         plan = _plan(args)
         out = start(Path(args.out or "results"), plan)
+    resume = f"cxsim run --resume {shlex.quote(str(out))}"
     started = time.perf_counter()
 
     def heard(n: int, widths: list[float]) -> None:
@@ -195,19 +205,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"precision: {n} replications, 95% CI half-width of {plan.precision.figure} "
               f"{shown} (target {plan.precision.half_width:g})", file=sys.stderr)  # fmt: skip
 
+    planned = len(plan.scenarios) * plan.replications
     # The chart painters start now and load matplotlib while the runs go on.
-    with executors.warm_pool(args.workers, "cxsim.charts") as painters:
+    with _kept_on_interrupt(out, "s*-r*", planned, plan.precision, resume), \
+            _second_interrupt_exits(out, resume), Session(out), \
+            executors.warm_pool(args.workers, "cxsim.charts") as painters:  # fmt: skip
         try:
+            if args.resume:
+                plan = Plan.load(out)  # again, holding the folder: another may have finished it
             experiment = run_experiment(
                 plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
                 parts=out / PARTS, precision=plan.precision, on_batch=heard,
             )  # fmt: skip
         except KeyboardInterrupt:
-            done = len([p for p in (out / PARTS).glob("s*-r*") if p.is_dir()])
-            raise InterruptedRun(
-                f"{done} finished run(s) are kept in {out}; to finish, run: "
-                f"cxsim run --resume {shlex.quote(str(out))}"
-            ) from None
+            raise InterruptedRun(_kept(out, "s*-r*", planned, plan.precision, resume)) from None
+        except OSError as exc:  # saving a part: a full disk, a folder made read-only
+            raise ResultsError(unwritten(out, exc, "run")) from None
         except WorkerDied as exc:
             raise WorkerDied(f"{exc}; the finished runs are kept in {out}") from None
         _say_deaths(experiment.worker_deaths)
@@ -216,21 +229,82 @@ def _run(args: argparse.Namespace) -> int:
             write_experiment(experiment, out, plan, wall, pool=painters)
         except KeyboardInterrupt:
             raise InterruptedRun(
-                f"while writing the results; every run is kept in {out}; to write them, run: "
-                f"cxsim run --resume {shlex.quote(str(out))}"
+                f"while writing the results; all {len(experiment.summaries)} runs are kept in "
+                f"{out}; to write the results, run: {resume}"
             ) from None
-    _print_figures(experiment)
-    if plan.precision is not None:
-        p = plan.precision
+    with _complete(out):
+        _print_figures(experiment)
+        if plan.precision is not None:
+            p = plan.precision
+            print(
+                f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
+                f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum})."
+            )
         print(
-            f"\nPrecision: {len(experiment.seeds)} replications for a 95% CI half-width of "
-            f"{p.figure} at most {p.half_width:g} (between {p.minimum} and {p.maximum})."
+            f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
+            f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
         )
-    print(
-        f"\n{len(experiment.seeds)} replication(s) x {len(plan.scenarios)} scenario(s), "
-        f"engine {plan.engine}, {wall:.1f} s. Results: {out} (open report.html)"
-    )
     return 0
+
+
+@contextmanager
+def _complete(folder: Path) -> Iterator[None]:
+    """Ctrl-C while the figures of a finished folder are printed: say that nothing is lost."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise InterruptedRun(f"the results are complete in {folder}") from None
+
+
+def _kept(folder: Path, pattern: str, planned: int, precision, resume: str) -> str:
+    """What an interrupted run or sweep leaves: how many runs finished and how to finish."""
+    done = sum(1 for p in (folder / PARTS).glob(pattern) if p.is_dir())
+    of = f"at least {planned}" if precision is not None else str(planned)
+    return (f"{done} of {of} runs finished and are kept in {folder}; to finish, run: "
+            f"{resume}")  # fmt: skip
+
+
+@contextmanager
+def _kept_on_interrupt(folder: Path, pattern: str, planned: int | None, precision,
+                       resume: str) -> Iterator[None]:  # fmt: skip
+    """Ctrl-C while a folder is being taken or let go: what finished, and how to resume."""
+    try:
+        yield
+    except InterruptedRun:
+        raise
+    except KeyboardInterrupt:
+        if planned is None:
+            raise InterruptedRun(f"the finished runs are kept in {folder}; to finish, run: "
+                                 f"{resume}") from None  # fmt: skip
+        raise InterruptedRun(_kept(folder, pattern, planned, precision, resume)) from None
+
+
+@contextmanager
+def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
+    """The first Ctrl-C stops the work and says what finished (a KeyboardInterrupt); a second
+    one, while that is under way, ends the process at once: the finished runs are on disk
+    already, the lock goes with the process and the pool's workers die with it."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
+        yield  # not ours to change (a test runner, a host program, an ignored SIGINT)
+        return
+
+    def second(signum, frame) -> None:
+        os.write(2, f"\ncxsim: stopped at once. The finished runs are kept in {folder}; to "
+                    f"finish, run: {resume}\n".encode())  # fmt: skip
+        os._exit(130)
+
+    def first(signum, frame) -> None:
+        signal.signal(signal.SIGINT, second)
+        ask_to_stop()  # raised again if Python swallows this one (see cxsim.workfolder)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        ask_to_stop(False)
 
 
 def _plan(args: argparse.Namespace):
@@ -320,6 +394,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     """Fit the calibration section's unknowns, print the fit, write the calibrated variant."""
     from cxsim.fitting import describe, fit, set_arguments, variant_text
+    from cxsim.results import _atomic
 
     cal = spec.calibration
     observed = [k for k, v in cal.observed.model_dump().items() if v is not None]
@@ -327,6 +402,11 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     out = Path(args.out) if args.out else source.with_name(f"{source.stem}_fitted.yaml")
     if out.resolve() == source.resolve():
         raise UsageError(f"--out {out}: would overwrite the scenario it calibrates")
+    if not args.out and out.exists():  # checked before the fit, which can take minutes
+        raise UsageError(
+            f"{out}: exists already (an earlier fit?); to replace it, name it: --out "
+            f"{shlex.quote(str(out))}, or name another file"
+        )
     print(f"Fitting {', '.join(cal.unknowns)} in {args.scenario} to {', '.join(observed)}.")
     if len(cal.unknowns) > len(observed):
         print(
@@ -344,7 +424,8 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     print()
     print(describe(result))
     try:
-        out.write_text(variant_text(spec, source, out, result), encoding="utf-8")
+        text = variant_text(spec, source, out, result)
+        _atomic(out, lambda p: p.write_text(text, encoding="utf-8"))  # whole or untouched
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot be written ({exc.strerror})") from None
     print(f"\nWrote the calibrated scenario to {out} (base: {source.name} and the fitted keys).")
@@ -432,6 +513,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from cxsim.results import unwritten
+    from cxsim.sweep.design import design
     from cxsim.sweep.run import SweepTaskError, resume, run_sweep, start
     from cxsim.sweep.spec import load_sweep
 
@@ -449,35 +532,48 @@ def _sweep(args: argparse.Namespace) -> int:
         if args.out:
             raise UsageError("--resume finishes the sweep in its own folder; drop --out")
         folder = Path(args.resume)
-        sweep = resume(folder, load_sweep(args.file) if args.file else None)
+        named = load_sweep(args.file) if args.file else None
+        sweep = resume(folder, named)  # says why a folder cannot be resumed, before touching it
     elif not args.file:
         raise UsageError("name a sweep file, or --resume FOLDER")
     else:
         sweep = load_sweep(args.file)
         folder = start(Path(args.out or "results"), sweep)
-    client = _dask_client(args.scheduler) if args.scheduler else None
-    try:
-        result = run_sweep(sweep, workers=args.workers, client=client, folder=folder)
-    except SweepTaskError as exc:
-        if isinstance(exc.__cause__, WorkerDied):
-            print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
+    again = f"cxsim sweep --resume {shlex.quote(str(folder))}"
+    with _kept_on_interrupt(folder, "p*", None, None, again), \
+            _second_interrupt_exits(folder, again), Session(folder):  # fmt: skip
+        client = None
+        try:
+            if args.resume:
+                sweep = resume(folder, named)  # again, holding the folder
+            client = _dask_client(args.scheduler) if args.scheduler else None
+            result = run_sweep(sweep, workers=args.workers, client=client, folder=folder,
+                               analysis=_analysis())  # fmt: skip
+        except SweepTaskError as exc:
+            if isinstance(exc.__cause__, WorkerDied):
+                print(f"cxsim: error: {exc}; --resume runs what is missing", file=sys.stderr)
+                return 1
+            print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked "
+                  "before it ran): please report it; after a fix, --resume runs what is missing",
+                  file=sys.stderr)  # fmt: skip
             return 1
-        print(f"cxsim: error: {exc}. This is a bug in the model (the point was checked before "
-              "it ran): please report it; after a fix, --resume runs what is missing",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    except KeyboardInterrupt:
-        done = len([p for p in (folder / "parts").glob("p*") if p.is_dir()])
-        raise InterruptedRun(
-            f"{done} finished run(s) are kept in {folder}; to finish, run: "
-            f"cxsim sweep --resume {shlex.quote(str(folder))}"
-        ) from None
-    finally:
-        if client is not None:
-            client.close()
+        except KeyboardInterrupt:
+            planned = len(design(sweep)[0]) * len(sweep.scenarios) * sweep.spec.replications
+            raise InterruptedRun(_kept(folder, "p*", planned, None, again)) from None
+        except OSError as exc:  # saving a part: a full disk, a folder made read-only
+            raise ResultsError(unwritten(folder, exc, "sweep")) from None
+        finally:
+            if client is not None:
+                client.close()
     _say_deaths(result.worker_deaths)
-    analysis = _analysis()
-    written = analysis(result, folder) if analysis is not None else []
+    with _complete(folder):
+        _print_sweep(result, folder)
+    return 0
+
+
+def _print_sweep(result, folder: Path) -> None:
+    written = result.analysis
+    sweep = result.sweep
     spec = sweep.spec
     print(
         f"{len(result.design)} point(s) x {len(sweep.scenarios)} scenario(s) x "
@@ -492,7 +588,6 @@ def _sweep(args: argparse.Namespace) -> int:
         print(headline.read_text(encoding="utf-8").split("\n", 2)[-1].rstrip())
         charts = len({p.stem for p in written if p.suffix == ".png"})
         print(f"Analysis: {charts} chart(s) (PNG and SVG) and tables in {folder}")
-    return 0
 
 
 def _say_deaths(deaths) -> None:

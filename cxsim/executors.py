@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -31,9 +32,12 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
+from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
+
+from cxsim import lifeline
 
 MAX_DEATHS = 3
 """A pool task whose worker process died this many times is reported as failed."""
@@ -118,7 +122,20 @@ def _context(preload: list[str]) -> multiprocessing.context.BaseContext:
     progress bar, a Dask client), which fork is not."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cxsim.engines", *preload])
+        context.set_forkserver_preload(["cxsim.lifeline", "cxsim.engines", *preload])
+        # The lifeline (see cxsim.lifeline): Linux ties the death signal to the thread that
+        # starts the server, so only the main thread, whose end is the process's, arms it.
+        if threading.current_thread() is not threading.main_thread():
+            os.environ.pop(lifeline.PARENT, None)
+            return context
+        os.environ[lifeline.PARENT] = str(os.getpid())
+        # Start the server deaf to Ctrl-C (an ignored signal stays ignored across exec), so a
+        # Ctrl-C while it imports cxsim prints no traceback of its own; its workers inherit it.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return context
     return multiprocessing.get_context("spawn")
 
@@ -220,17 +237,15 @@ class _Worker:
             self.process.terminate()
             self.process.join(5)
         self.conn.close()
+
+
 def warm_up(task_module: str) -> None:
     """Start the fork server now, loading the engines and ``task_module`` (the module of the
     task function a pool will run) in it, so that the model is imported there while this
     process does its own work (reading the scenarios, importing what it needs to collect and
     write the results); the pool's workers then fork from it at once. Nothing to do where
-    workers are spawned."""
-    context = _context([task_module])
-    if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
+    workers are spawned (``_context`` starts the server)."""
+    _context([task_module])
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
@@ -273,11 +274,14 @@ def run_experiment(
         args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
         runner = executor if executor is not None else local(workers, len(args))
         known = len(runner.deaths)
-        for (i, r), result in _execute(runner, args):
-            results[(i, r)] = result
-            if parts is not None:
-                store.save(parts, i, r, scenarios[i], seeds[r], engine, result)
-            bar.update()
+        # closing: if saving a part fails (a full disk), the runs not started are cancelled
+        # now, not run to the end while the error waits to be printed.
+        with closing(_execute(runner, args)) as finished:
+            for (i, r), result in finished:
+                results[(i, r)] = result
+                if parts is not None:
+                    store.save(parts, i, r, scenarios[i], seeds[r], engine, result)
+                bar.update()
         bar.close()
         deaths += runner.deaths[known:]
         experiment = _assemble(scenarios, seeds, engine, [results[t] for t in tasks], precision)

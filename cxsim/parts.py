@@ -28,6 +28,7 @@ import pandas as pd
 
 from cxsim.errors import PartError
 from cxsim.scenario import Scenario
+from cxsim.workfolder import stop_if_asked
 
 TABLES = ("steps", "customers", "losses")
 _NAME = re.compile(r"^s(\d{3})-r(\d{5})$")
@@ -63,14 +64,24 @@ def save(folder: Path, scenario: int, replication: int, spec: Scenario, seed: in
 def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta: dict) -> Path:
     """Write ``folder/name/``: each table as Parquet and ``meta`` as JSON, under a temporary
     name renamed when complete, so a killed writer leaves no part that looks finished."""
+    stop_if_asked()
     final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for table, frame in tables.items():
-        frame.to_parquet(tmp / f"{table}.parquet", index=False)
-    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(tmp, final)
+    file = final
+    try:
+        tmp.mkdir()
+        for table, frame in tables.items():
+            file = final / f"{table}.parquet"
+            frame.to_parquet(tmp / file.name, index=False)
+        file = final / "meta.json"
+        (tmp / file.name).write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk, Ctrl-C: leave no half a part
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(file)  # a failed write does not say which file it was writing
+        raise
     return final
 
 

@@ -14,12 +14,14 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -31,6 +33,7 @@ from cxsim.errors import ResultsError
 from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
+from cxsim.workfolder import PARTS, PLAN, SESSIONS, manifest_sessions, staged
 
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib",
             "pyarrow", "jinja2"]  # fmt: skip
@@ -90,10 +93,6 @@ def git_commit() -> str | None:
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 
-PLAN = "plan.json"
-PARTS = "parts"
-
-
 @dataclass
 class Plan:
     """What a run was asked to do, saved in its folder until it completes (for --resume)."""
@@ -116,7 +115,8 @@ class Plan:
             "precision": None if self.precision is None else vars(self.precision),
             "command": self.command,
         }
-        (folder / PLAN).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(data, indent=2) + "\n"
+        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
@@ -143,7 +143,13 @@ class Plan:
 def start(parent: Path, plan: Plan) -> Path:
     """A new results folder holding the plan; finished runs go to its parts/ as they end."""
     out = new_folder(Path(parent), "-vs-".join(s.name for s in plan.scenarios))
-    plan.save(out)
+    try:
+        plan.save(out)
+    except BaseException as exc:
+        shutil.rmtree(out, ignore_errors=True)  # nothing in it yet: no folder left to puzzle over
+        if isinstance(exc, OSError):
+            raise ResultsError(unwritten(out, exc, "run")) from None
+        raise
     return out
 
 
@@ -158,8 +164,14 @@ class Writer:
 def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
     """Write through a temporary name and rename, so a file is whole or absent."""
     tmp = path.with_name(f".tmp-{path.name}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(path)  # a failed write does not say which file it was writing
+        raise
     return path
 
 
@@ -197,64 +209,108 @@ def write_experiment(
     experiment: Experiment, out: Path, plan: Plan, wall_seconds: float,
     progress: bool | None = None, pool: ProcessPoolExecutor | None = None,
 ) -> Path:  # fmt: skip
-    """Write tables, charts, the report page and the manifest into ``out`` (each file whole or
-    not at all), then drop the plan and the parts. With ``pool`` (see
-    :func:`cxsim.executors.warm_pool`), its workers draw the charts while this process writes
-    the tables and composes the report."""
+    """Write tables, charts, the report page and the manifest into ``out``, then drop the plan
+    and the parts. Everything is written aside first and moved in when all of it is whole (see
+    :func:`cxsim.workfolder.staged`); a write that fails (a full disk) raises ResultsError
+    naming the file and keeps the plan and the parts, so ``--resume`` can write them again.
+    With ``pool`` (see :func:`cxsim.executors.warm_pool`), its workers draw the charts while
+    this process writes the tables and composes the report."""
     from cxsim import charts as drawing
 
     out = Path(out)
     started = time.perf_counter()
     if progress is None:
         progress = sys.stderr.isatty()
-    drawn = drawing.start(experiment, out, pool)
-    steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
-    for writer in steps:
-        steps.set_postfix_str(writer.name)
-        writer.write(experiment, out)
-    manifest = {
-        "cxsim_manifest": 1,
-        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": plan.command,
-        "resumed_with": sys.argv if plan.command != sys.argv else None,
-        "engine": experiment.engine,
-        "replications": len(experiment.seeds),
-        "precision": None if plan.precision is None else vars(plan.precision),
-        "root_seed": plan.seed,
-        "seeds": experiment.seeds,
-        "scenarios": [
-            {
-                "source": src,
-                "walk_away_curve": dict(zip(("a", "b"), spec.walk_away_curve, strict=True)),
-                "scenario": spec.model_dump(mode="json"),
-            }
-            for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
-        ],
-        "worker_deaths": [
-            d.record(lambda k: {"scenario": experiment.names[k[0]], "replication": k[1]})
-            for d in experiment.worker_deaths
-        ],
-        "versions": versions(),
-        "git_commit": git_commit(),
-    }
-    from cxsim.findings import report_content
-    from cxsim.report import write_report
+    with writing(out) as stage:
+        drawn = drawing.start(experiment, stage, pool)
+        steps = tqdm(WRITERS, desc="writing", unit="file", disable=not progress, leave=False)
+        for writer in steps:
+            steps.set_postfix_str(writer.name)
+            writer.write(experiment, stage)
+        manifest = {
+            "cxsim_manifest": 1,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": plan.command,
+            "engine": experiment.engine,
+            "replications": len(experiment.seeds),
+            "precision": None if plan.precision is None else vars(plan.precision),
+            "root_seed": plan.seed,
+            "seeds": experiment.seeds,
+            "scenarios": [
+                {
+                    "source": src,
+                    "walk_away_curve": dict(zip(("a", "b"), spec.walk_away_curve, strict=True)),
+                    "scenario": spec.model_dump(mode="json"),
+                }
+                for src, spec in zip(plan.sources, experiment.scenarios, strict=True)
+            ],
+            "worker_deaths": [
+                d.record(lambda k: {"scenario": experiment.names[k[0]], "replication": k[1]})
+                for d in experiment.worker_deaths
+            ],
+            "versions": versions(),
+            "git_commit": git_commit(),
+        }
+        from cxsim.findings import report_content
+        from cxsim.report import write_report
 
-    # The page's text is composed while the charts are drawn; its wall time, once they are.
-    charts = drawn.paths
-    content = report_content(experiment, plan, {**manifest, "wall_seconds": None}, charts)
-    drawn.wait()
-    manifest["wall_seconds"] = round(wall_seconds + time.perf_counter() - started, 3)
-    reproduce = dataclasses.replace(content.reproduce, wall_seconds=manifest["wall_seconds"])
-    write_report(dataclasses.replace(content, reproduce=reproduce), out)
+        # The page's text is composed while the charts are drawn; its wall time, once they are.
+        charts = drawn.paths
+        content = report_content(experiment, plan, {**manifest, "wall_seconds": None}, charts)
+        drawn.wait()
+        manifest.update(manifest_sessions(out, wall_seconds + time.perf_counter() - started))
+        reproduce = dataclasses.replace(content.reproduce, wall_seconds=manifest["wall_seconds"])
+        write_report(dataclasses.replace(content, reproduce=reproduce), stage)
+        manifest["charts"] = [p.name for p in charts]
+    finish(out, manifest)
+    return out
+
+
+@contextmanager
+def writing(out: Path, command: str = "run") -> Iterator[Path]:
+    """The stage to write a folder's final files into (see :func:`cxsim.workfolder.staged`).
+    A failed write becomes ResultsError naming the file and keeps the parts and the plan:
+    ``cxsim COMMAND --resume OUT`` writes them again."""
+    try:
+        with staged(out) as stage:
+            try:
+                yield stage
+            except OSError as exc:
+                raise ResultsError(unwritten(out, exc, command, stage)) from None
+    except OSError as exc:  # creating the stage or moving its files in
+        raise ResultsError(unwritten(out, exc, command)) from None
+
+
+def unwritten(out: Path, exc: OSError, command: str, stage: Path | None = None) -> str:
+    """One line: which file of ``out`` could not be written, why, and how to finish."""
+    path = Path(exc.filename) if exc.filename else out / "a results file"
+    if not exc.filename and stage is not None and stage.is_dir():
+        # A failed write() does not name its file: it is the newest one in the stage.
+        files = sorted(stage.iterdir(), key=lambda p: p.stat().st_mtime)
+        path = files[-1] if files else path
+    if stage is not None and path.parent == stage:
+        path = out / path.name  # where it was going
+    path = path.with_name(path.name.removeprefix(".tmp-"))
+    hint = ""
+    if (out / PLAN).exists():
+        hint = (f"; the finished runs are kept: to write the results, run: cxsim {command} "
+                f"--resume {shlex.quote(str(out))}")  # fmt: skip
+    return f"{path}: cannot be written ({exc.strerror or exc}){hint}"
+
+
+def finish(out: Path, manifest: dict, command: str = "run") -> None:
+    """Write the manifest, listing the folder's files, then drop the parts, the plan and the
+    session log: the folder is finished. The plan goes after the parts, so a kill on the way
+    leaves a folder that --resume finishes again (re-running any run already deleted), never
+    a finished one with half its parts still in it."""
     manifest["files"] = sorted(
         p.name for p in out.iterdir() if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
-    ) + ["manifest.json"]
-    manifest["charts"] = [p.name for p in charts]
-    _atomic(
-        out / "manifest.json",
-        lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"),
-    )
-    (out / PLAN).unlink(missing_ok=True)
+    ) + ["manifest.json"]  # fmt: skip
+    text = json.dumps(manifest, indent=2) + "\n"
+    try:
+        _atomic(out / "manifest.json", lambda p: p.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise ResultsError(unwritten(out, exc, command)) from None
     shutil.rmtree(out / PARTS, ignore_errors=True)
-    return out
+    (out / PLAN).unlink(missing_ok=True)
+    (out / SESSIONS).unlink(missing_ok=True)  # the manifest has it

@@ -289,7 +289,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(
     cut = _only_folder(tmp_path / "cut")
     assert (cut / "plan.json").exists() and len(list((cut / "parts").glob("s*-r*"))) == 4
     err = capsys.readouterr().err
-    assert "4 finished run(s) are kept" in err and f"cxsim run --resume {cut}" in err
+    assert "4 of 6 runs finished and are kept" in err and f"cxsim run --resume {cut}" in err
     assert not (cut / "manifest.json").exists()
 
     monkeypatch.setattr(experiment, "_task", lambda task: calls.append(task) or real(task))

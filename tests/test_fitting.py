@@ -161,6 +161,10 @@ def test_calibrate_command_fits_prints_and_writes_a_variant_that_runs(tmp_path, 
     merged = load_scenario_from(_merge(data, {k: v for k, v in variant.items() if k != "base"}))
     rate = merged.touchpoints[merged.touchpoint_names.index("billing")].problem_rate
     assert 0.0005 <= rate <= 0.05 and rate != spec.touchpoints[6].problem_rate
+    before = (tmp_path / "tiny_fitted.yaml").read_bytes()
+    assert main(["calibrate", str(source)]) == 2  # an earlier fit is not replaced unasked
+    assert "tiny_fitted.yaml: exists already" in capsys.readouterr().err
+    assert (tmp_path / "tiny_fitted.yaml").read_bytes() == before
     try:
         loaded = load_scenario(tmp_path / "tiny_fitted.yaml")
     except ScenarioError as exc:

@@ -19,6 +19,8 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -43,10 +45,20 @@ from cxsim.executors import (
 from cxsim.experiment import replication_seeds
 from cxsim.loading import ScenarioError, apply_overrides
 from cxsim.metrics import STEP_METRICS, figure, run_summary, t_quantile
-from cxsim.results import PARTS, PLAN, ResultsError, _atomic, git_commit, new_folder, versions
+from cxsim.results import (
+    ResultsError,
+    _atomic,
+    finish,
+    git_commit,
+    new_folder,
+    unwritten,
+    versions,
+    writing,
+)
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
 from cxsim.sweep.spec import Sweep, targeted, unblame
+from cxsim.workfolder import PARTS, PLAN, manifest_sessions
 
 TAGS = [POINT, "scenario", "replication", "seed"]
 SWEEP_PACKAGES = ["SALib", "dask", "distributed"]
@@ -130,6 +142,7 @@ class SweepResult:
     wall_seconds: float = 0.0
     executor: str = ""
     worker_deaths: list[WorkerDeath] = field(default_factory=list)
+    analysis: list[Path] = field(default_factory=list)  # the files the analysis wrote
 
 
 def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) -> Path:
@@ -141,7 +154,14 @@ def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) ->
         "command": list(sys.argv if command is None else command),
         **sweep.to_plan(),
     }
-    (folder / PLAN).write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(plan, indent=2) + "\n"
+    try:
+        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing in it yet
+        if isinstance(exc, OSError):
+            raise ResultsError(unwritten(folder, exc, "sweep")) from None
+        raise
     return folder
 
 
@@ -187,12 +207,15 @@ def run_sweep(
     progress: bool | None = None,
     folder: Path | str | None = None,
     executor: Executor | None = None,
+    analysis: Callable[[SweepResult, Path], list[Path]] | None = None,
 ) -> SweepResult:
     """Run every point of ``sweep`` for every scenario and replication, and collect the tables.
 
     ``out``: parent of a new sweep folder; ``folder``: a folder made by :func:`start` (or one
     to resume); neither: nothing is written. ``client``: a ``dask.distributed.Client`` to run
     on; else ``executor``; else a local pool of ``workers`` processes (default: every core).
+    ``analysis(result, folder)``, if given, writes more files with the tables (see
+    :func:`write_tables`).
     """
     started = time.perf_counter()
     if progress is None:
@@ -215,12 +238,13 @@ def run_sweep(
         executor = local(workers, len(todo))
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                disable=not progress, smoothing=0.1)  # fmt: skip
-    try:
-        for key, (summary, steps) in executor.map_unordered(run_task, todo):
-            if folder is not None:
-                store.save_sweep_run(folder / PARTS, key, records[key], summary, steps)
-            done[key] = (summary, steps)
-            bar.update()
+    try:  # closing: a part that cannot be saved (a full disk) cancels the runs not started
+        with closing(executor.map_unordered(run_task, todo)) as finished:
+            for key, (summary, steps) in finished:
+                if folder is not None:
+                    store.save_sweep_run(folder / PARTS, key, records[key], summary, steps)
+                done[key] = (summary, steps)
+                bar.update()
     except TaskFailed as failed:
         raise SweepTaskError(_failure(sweep, todo[failed.key], failed.error, folder)) from (
             failed.error
@@ -234,7 +258,7 @@ def run_sweep(
     result.worker_deaths = list(executor.deaths)
     result.wall_seconds = time.perf_counter() - started
     if folder is not None:
-        write_tables(result)
+        write_tables(result, analysis)
     return result
 
 
@@ -384,17 +408,23 @@ def _floor(name: str) -> float | None:
     return 0.0
 
 
-def write_tables(result: SweepResult) -> Path:
-    """The final tables and the manifest (each file whole or absent), then drop the plan and
-    the parts: the tables hold everything they did."""
+def write_tables(
+    result: SweepResult, analysis: Callable[[SweepResult, Path], list[Path]] | None = None
+) -> Path:
+    """The final tables, the files ``analysis(result, folder)`` writes and the manifest, then
+    drop the plan and the parts: the tables hold everything they did. All of it is written
+    aside and moved in when whole (see :func:`cxsim.results.writing`): a failed or killed
+    write leaves the parts and the plan for ``--resume``."""
     folder = result.folder
     plan = read_plan(folder)
-    _atomic(folder / "runs.parquet", lambda p: result.runs.to_parquet(p, index=False))
-    _atomic(folder / "steps.parquet", lambda p: result.steps.to_parquet(p, index=False))
-    _atomic(folder / "points.csv", lambda p: result.points.to_csv(p, index=False))
-    _atomic(folder / "design.csv", lambda p: result.design.to_csv(p, index=False))
-    problem = json.dumps(result.problem, indent=2) + "\n"
-    _atomic(folder / "problem.json", lambda p: p.write_text(problem, "utf-8"))
+    with writing(folder, "sweep") as stage:
+        result.runs.to_parquet(stage / "runs.parquet", index=False)
+        result.steps.to_parquet(stage / "steps.parquet", index=False)
+        result.points.to_csv(stage / "points.csv", index=False)
+        result.design.to_csv(stage / "design.csv", index=False)
+        (stage / "problem.json").write_text(json.dumps(result.problem, indent=2) + "\n", "utf-8")
+        extra = analysis(result, stage) if analysis is not None else []
+    result.analysis = [folder / p.name for p in extra]
     sweep = result.sweep
     versions_ = versions()
     for name in SWEEP_PACKAGES:
@@ -407,7 +437,6 @@ def write_tables(result: SweepResult) -> Path:
         "kind": "sweep",
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": plan.get("command"),
-        "resumed_with": sys.argv if plan.get("command") != sys.argv else None,
         "sweep_hash": sweep.hash(),
         **sweep.to_plan(),
         "sweep_text": _text(sweep.source),
@@ -422,16 +451,9 @@ def write_tables(result: SweepResult) -> Path:
         ],
         "versions": versions_,
         "git_commit": git_commit(),
-        "wall_seconds": round(result.wall_seconds, 3),
+        **manifest_sessions(folder, result.wall_seconds),
     }
-    manifest["files"] = sorted(
-        p.name for p in folder.iterdir()
-        if p.name not in (PLAN, PARTS) and not p.name.startswith(".")
-    ) + ["manifest.json"]  # fmt: skip
-    _atomic(folder / "manifest.json",
-            lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", "utf-8"))  # fmt: skip
-    (folder / PLAN).unlink(missing_ok=True)
-    shutil.rmtree(folder / PARTS, ignore_errors=True)
+    finish(folder, manifest, "sweep")
     return folder
 
 

@@ -32,7 +32,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
-from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
@@ -128,6 +127,10 @@ def _context(preload: list[str]) -> multiprocessing.context.BaseContext:
         if threading.current_thread() is not threading.main_thread():
             os.environ.pop(lifeline.PARENT, None)
             return context
+        from multiprocessing import forkserver  # here: its presence marks the fork server
+
+        # The variable is set only while the server starts, so no other process started from
+        # this one (a subprocess that happens to run ``python -c``) takes itself for the server.
         os.environ[lifeline.PARENT] = str(os.getpid())
         # Start the server deaf to Ctrl-C (an ignored signal stays ignored across exec), so a
         # Ctrl-C while it imports cxsim prints no traceback of its own; its workers inherit it.
@@ -136,6 +139,7 @@ def _context(preload: list[str]) -> multiprocessing.context.BaseContext:
             forkserver.ensure_running()
         finally:
             signal.signal(signal.SIGINT, previous)
+            os.environ.pop(lifeline.PARENT, None)
         return context
     return multiprocessing.get_context("spawn")
 

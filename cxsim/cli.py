@@ -167,8 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:  # before a results folder was made (reading the scenarios)
-        print("\ncxsim: interrupted before anything was run", file=sys.stderr)
+    except KeyboardInterrupt:  # before the work began (reading the scenarios or the plan)
+        folder = getattr(args, "resume", None)
+        if folder:  # a folder being resumed keeps what it had
+            done = sum(1 for p in (Path(folder) / PARTS).glob("*") if p.is_dir())
+            print(f"\ncxsim: interrupted before anything was run; {done} runs finished and "
+                  f"are kept in {folder}; to finish, run: cxsim {args.command} --resume "
+                  f"{shlex.quote(folder)}", file=sys.stderr)  # fmt: skip
+        else:
+            print("\ncxsim: interrupted before anything was run", file=sys.stderr)
         return 130
 
 

@@ -271,3 +271,22 @@ def test_a_ctrl_c_that_python_swallowed_still_stops_the_run(tmp_path, capsys):
         ask_to_stop(False)
     assert code == 130 and "0 of 4 runs finished" in capsys.readouterr().err
     assert set(os.listdir(_folder(tmp_path) / "parts")) == set()
+
+
+def test_ctrl_c_before_a_resume_begins_names_the_folder_and_the_command(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C while a resume still reads its plan: the folder keeps its runs, and says so."""
+    from cxsim.results import Plan
+
+    folder = tmp_path / "half"
+    (folder / "parts" / "s000-r00000").mkdir(parents=True)
+
+    def interrupted(cls, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Plan, "load", classmethod(interrupted))
+    assert main(["run", "--resume", str(folder), "--workers", "1"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "1 runs finished and are kept in" in err
+    assert err.endswith(f"cxsim run --resume {folder}")

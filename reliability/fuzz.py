@@ -264,11 +264,6 @@ def run_case(case: Case, root: Path) -> Result:
 # --- workers ----------------------------------------------------------------------------------
 
 
-def case_of(index: int, seed: int, kinds: tuple[str, ...]) -> Case:
-    """Case ``index`` of the seeded series (made alone, without the ones before it)."""
-    return one(index, seed, kinds)
-
-
 def _limit_memory(budget: int) -> None:
     """Cap this process's address space at what it uses now plus ``budget`` bytes."""
     import resource
@@ -291,7 +286,7 @@ def _worker(conn, seed: int, kinds: tuple[str, ...], root: str, budget: int) -> 
         index = conn.recv()
         if index is None:
             return
-        case = index if isinstance(index, Case) else case_of(index, seed, kinds)
+        case = index if isinstance(index, Case) else one(index, seed, kinds)
         conn.send(asdict(run_case(case, Path(root))))
 
 
@@ -350,7 +345,7 @@ def run_cases(jobs: list, seed: int = 0, kinds: tuple[str, ...] = tuple(KINDS),
                 elif time.perf_counter() - slot.started > timeout:
                     lost = ("hang", f"no answer in {timeout:g} s")
                 if lost is not None:
-                    case = slot.job if isinstance(slot.job, Case) else case_of(
+                    case = slot.job if isinstance(slot.job, Case) else one(
                         slot.job, seed, kinds)  # fmt: skip
                     yield Result(case.id, case.kind, case.category, lost[0], "?", lost[1],
                                  time.perf_counter() - slot.started, case.args)  # fmt: skip
@@ -445,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         if result.outcome in FAILURES and args.save:
             case = next((j for j in jobs if isinstance(j, Case) and j.id == result.id), None)
-            save_case(case or case_of(result.id, args.seed, kinds), result, Path(args.save))
+            save_case(case or one(result.id, args.seed, kinds), result, Path(args.save))
         if len(results) % 500 == 0:
             rate = len(results) / (time.perf_counter() - started)
             print(f"{len(results)} cases, {rate:.1f}/s", file=sys.stderr, flush=True)

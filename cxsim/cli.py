@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the work began (reading the scenarios or the plan)
         folder = getattr(args, "resume", None)
         if folder:  # a folder being resumed keeps what it had
-            done = sum(1 for p in (Path(folder) / PARTS).glob("*") if p.is_dir())
+            from cxsim.parts import finished
+
+            done = finished(Path(folder) / PARTS)
             print(f"\ncxsim: interrupted before anything was run; {done} runs finished and "
                   f"are kept in {folder}; to finish, run: cxsim {args.command} --resume "
                   f"{shlex.quote(folder)}", file=sys.stderr)  # fmt: skip
@@ -214,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
 
     planned = len(plan.scenarios) * plan.replications
     # The chart painters start now and load matplotlib while the runs go on.
-    with _kept_on_interrupt(out, "s*-r*", planned, plan.precision, resume), \
+    with _kept_on_interrupt(out, planned, plan.precision, resume), \
             _second_interrupt_exits(out, resume), Session(out), \
             executors.warm_pool(args.workers, "cxsim.charts") as painters:  # fmt: skip
         try:
@@ -225,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
                 parts=out / PARTS, precision=plan.precision, on_batch=heard,
             )  # fmt: skip
         except KeyboardInterrupt:
-            raise InterruptedRun(_kept(out, "s*-r*", planned, plan.precision, resume)) from None
+            raise InterruptedRun(_kept(out, planned, plan.precision, resume)) from None
         except OSError as exc:  # saving a part: a full disk, a folder made read-only
             raise ResultsError(unwritten(out, exc, "run")) from None
         except WorkerDied as exc:
@@ -263,16 +265,18 @@ def _complete(folder: Path) -> Iterator[None]:
         raise InterruptedRun(f"the results are complete in {folder}") from None
 
 
-def _kept(folder: Path, pattern: str, planned: int, precision, resume: str) -> str:
+def _kept(folder: Path, planned: int, precision, resume: str) -> str:
     """What an interrupted run or sweep leaves: how many runs finished and how to finish."""
-    done = sum(1 for p in (folder / PARTS).glob(pattern) if p.is_dir())
+    from cxsim.parts import finished
+
+    done = finished(folder / PARTS)
     of = f"at least {planned}" if precision is not None else str(planned)
     return (f"{done} of {of} runs finished and are kept in {folder}; to finish, run: "
             f"{resume}")  # fmt: skip
 
 
 @contextmanager
-def _kept_on_interrupt(folder: Path, pattern: str, planned: int | None, precision,
+def _kept_on_interrupt(folder: Path, planned: int | None, precision,
                        resume: str) -> Iterator[None]:  # fmt: skip
     """Ctrl-C while a folder is being taken or let go: what finished, and how to resume."""
     try:
@@ -283,7 +287,7 @@ def _kept_on_interrupt(folder: Path, pattern: str, planned: int | None, precisio
         if planned is None:
             raise InterruptedRun(f"the finished runs are kept in {folder}; to finish, run: "
                                  f"{resume}") from None  # fmt: skip
-        raise InterruptedRun(_kept(folder, pattern, planned, precision, resume)) from None
+        raise InterruptedRun(_kept(folder, planned, precision, resume)) from None
 
 
 @contextmanager
@@ -547,7 +551,7 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep = load_sweep(args.file)
         folder = start(Path(args.out or "results"), sweep)
     again = f"cxsim sweep --resume {shlex.quote(str(folder))}"
-    with _kept_on_interrupt(folder, "p*", None, None, again), \
+    with _kept_on_interrupt(folder, None, None, again), \
             _second_interrupt_exits(folder, again), Session(folder):  # fmt: skip
         client = None
         try:
@@ -566,7 +570,7 @@ def _sweep(args: argparse.Namespace) -> int:
             return 1
         except KeyboardInterrupt:
             planned = len(design(sweep)[0]) * len(sweep.scenarios) * sweep.spec.replications
-            raise InterruptedRun(_kept(folder, "p*", planned, None, again)) from None
+            raise InterruptedRun(_kept(folder, planned, None, again)) from None
         except OSError as exc:  # saving a part: a full disk, a folder made read-only
             raise ResultsError(unwritten(folder, exc, "sweep")) from None
         finally:

@@ -43,7 +43,8 @@ def _arm() -> None:
 def _in_fork_server() -> bool:
     """Started by ``python -c "from multiprocessing.forkserver import main; ..."`` from the
     process named in PARENT, which sets it only while it starts the server (a test once ran
-    ``python -c`` with it inherited and lost its Ctrl-C). That parent may already be dead: then the server exits at once (see _die_with_parent)."""
+    ``python -c`` with it inherited and lost its Ctrl-C). That parent may already be dead:
+    then the server exits at once (see _die_with_parent)."""
     return (
         sys.argv[:1] == ["-c"]
         and "multiprocessing.forkserver" in sys.modules

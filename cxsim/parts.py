@@ -102,6 +102,18 @@ def read_part(path: Path, expected: Mapping[str, Any], tables: tuple[str, ...]):
     return meta, frames
 
 
+def finished(folder: Path) -> int:
+    """How many finished runs (of a run or a sweep) a parts folder holds; half-written parts,
+    under their temporary names, do not count."""
+    if not folder.is_dir():
+        return 0
+    return sum(
+        1
+        for p in folder.iterdir()
+        if (_NAME.match(p.name) or _SWEEP_NAME.match(p.name)) and p.is_dir()
+    )
+
+
 def load_all(folder: Path, scenarios: list[Scenario], engine: str, root_seed: int) -> dict:
     """Every finished part in ``folder``, keyed by (scenario index, replication), each checked
     against what this run would make; raises PartError on a damaged or foreign part."""

@@ -323,7 +323,7 @@ def _kept(folder: Path | None) -> str:
     """The end of a failure message: how many finished runs are kept, and where."""
     if folder is None:
         return ""
-    n = sum(1 for p in (folder / PARTS).iterdir() if p.is_dir() and p.name.startswith("p"))
+    n = store.finished(folder / PARTS)
     return f"; {n} finished run(s) are kept in {folder}"
 
 

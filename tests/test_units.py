@@ -276,3 +276,13 @@ def test_the_guard_blames_the_horizon_when_the_tables_are_the_bulk() -> None:
         ScenarioError, match=r"^s: time.horizon x run.replications: 10,000 people need about"
     ):
         guards.check(spec, "s", runs=spec.run.replications)
+
+
+@pytest.mark.parametrize("step", ["week", "month"])
+def test_customer_steps_are_the_customers_at_the_start_of_each_reported_step(step):
+    """Monthly steps are simulated as weeks; a month still serves its starting customers once."""
+    spec = parse_scenario(
+        f"time: {{step: {step}, horizon: 12}}\npopulation: {{customers: 300, prospects: 700}}"
+    )
+    steps = VectorModel(spec, rng=3).run().metrics_frame()
+    assert (steps["customer_steps"].iloc[1:].to_numpy() == steps["customers"].iloc[:-1]).all()

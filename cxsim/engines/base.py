@@ -85,7 +85,7 @@ class Tally:
     churn_by_cause: np.ndarray | None = None  # (causes,) leavers by cause
     lost: np.ndarray | None = None  # (2, causes) revenue lost: within the horizon, lifetime
     cost_programme: float = 0.0  # programme cost (unscaled), outreach contacts excluded
-    customer_steps: int = 0  # customers exposed: at the start of each period
+    customer_steps: int = 0  # customers at the start of the reported step (set by step())
     csat_satisfied: int = 0
     revenue: float = 0.0
 
@@ -261,7 +261,7 @@ class CustomerModel(mesa.Model):
 
     def step(self) -> None:
         # Mesa counts the step before calling this: the first step is 1.
-        total = None
+        total, served = None, self._customers  # customers at the start of the reported step
         for _ in range(int(self.calendar[self.steps - 1])):
             customers_before = self._customers
             self.now += 1
@@ -275,6 +275,7 @@ class CustomerModel(mesa.Model):
                 total = tally
             else:
                 total.absorb(tally)
+        total.customer_steps = served  # once per reported step, not once per week in it
         self._record(total)
         self.running = self.steps < self.horizon
 
@@ -323,8 +324,8 @@ class CustomerModel(mesa.Model):
         return counts, value
 
     def _settle(self, tally: Tally, customers_before: int) -> None:
-        """Close one period's books: churn by cause and its lost revenue, the programme cost
-        and the customers exposed, from the customers at the period's start."""
+        """Close one period's books: churn by cause and its lost revenue, the programme cost,
+        from the customers at the period's start."""
         tally.churn_by_cause, tally.lost = self._value_churn(tally, customers_before)
         tally.leavers = []
         self.churn_by_cause += tally.churn_by_cause
@@ -332,7 +333,6 @@ class CustomerModel(mesa.Model):
         if self.now > 0:
             lv, scale = self.levers, self.spec.population.represents
             tally.cost_programme = lv.cost_per_customer * customers_before + lv.cost_fixed / scale
-            tally.customer_steps = customers_before
 
     def _record(self, tally: Tally) -> None:
         """The step's metrics from its settled flows and the stocks at its end."""

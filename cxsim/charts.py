@@ -121,9 +121,6 @@ class Charts:
     def path(self, name: str) -> Path:
         return self.out / f"{name}.png"
 
-    def all(self) -> list[Path]:
-        return [getattr(self, name)() for name in self.standard()]
-
     def customers(self) -> Path:
         fig, ax = _panel("Customers (mean, 95% CI)", f"{self.step}s")
         _band(ax, self.steps, "customers", self.names, self.represents)

@@ -184,7 +184,6 @@ class CustomerModel(mesa.Model):
         # A step longer than a week is simulated as its weeks (periods) and reported as one
         # step, so durations and chances mean the same in calendar time whatever the step.
         self.spec, self.calendar = periods_of(given)
-        self.given = given
         self.memory = Memory.from_scenario(self.spec)
         self.schedule = Schedule(self.spec)
         self.levers = self.schedule.at(0)

@@ -196,22 +196,26 @@ class VectorModel(CustomerModel):
             )
         self._voices = voices
 
-    def _experiences(self, people: np.ndarray, stage: int):
-        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person.
+    def _visits(self, m: int, stage: int):
+        """Step 1's draws for ``m`` people of a stage, touchpoint by touchpoint: (touchpoint,
+        who had a good or bad visit, which of those were bad). The people whose visit is felt
+        are drawn directly (each with chance P(bad or good), see ``chosen``), then each of them
+        is bad with chance P(bad) / P(bad or good): the same distribution as one uniform per
+        person and visit."""
+        for j, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
+            felt = chosen(self.rng, m, p_bad_or_good)
+            yield j, felt, self.rng.random(len(felt)) * p_bad_or_good < p_bad
 
-        Per touchpoint, the people whose visit is good or bad are drawn directly (each with
-        chance P(bad or good), see ``chosen``), then each of them is bad with chance
-        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
-        """
+    def _experiences(self, people: np.ndarray, stage: int):
+        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person,
+        from the draws of :meth:`_visits`."""
         m = len(people)
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
         weight = np.zeros(m, _F)  # summed severity of the bad ones
         last_bad = np.full(m, -1, np.int8)
         lv = self.levers
-        for j, p_bad, p_bad_or_good in lv.visit_draws(stage):
-            felt = chosen(self.rng, m, p_bad_or_good)
-            is_bad = self.rng.random(len(felt)) * p_bad_or_good < p_bad
+        for j, felt, is_bad in self._visits(m, stage):
             unhappy = felt[is_bad]
             bad[unhappy] += 1
             weight[unhappy] += lv.severity[j]
@@ -387,9 +391,8 @@ class VectorModel(CustomerModel):
         :meth:`_experiences` without its per-person arrays."""
         good = bad = 0
         spoiled = []
-        for _, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
-            felt = chosen(self.rng, m, p_bad_or_good)
-            unhappy = felt[self.rng.random(len(felt)) * p_bad_or_good < p_bad]
+        for _, felt, is_bad in self._visits(m, stage):
+            unhappy = felt[is_bad]
             spoiled.append(unhappy)
             bad += len(unhappy)
             good += len(felt) - len(unhappy)

@@ -226,8 +226,6 @@ def _run(args: argparse.Namespace) -> int:
                 plan.scenarios, plan.replications, plan.seed, plan.engine, args.workers,
                 parts=out / PARTS, precision=plan.precision, on_batch=heard,
             )  # fmt: skip
-        except KeyboardInterrupt:
-            raise InterruptedRun(_kept(out, planned, plan.precision, resume)) from None
         except OSError as exc:  # saving a part: a full disk, a folder made read-only
             raise ResultsError(unwritten(out, exc, "run")) from None
         except WorkerDied as exc:

@@ -142,13 +142,22 @@ class Plan:
 
 def start(parent: Path, plan: Plan) -> Path:
     """A new results folder holding the plan; finished runs go to its parts/ as they end."""
-    out = new_folder(Path(parent), "-vs-".join(s.name for s in plan.scenarios))
+    name = "-vs-".join(s.name for s in plan.scenarios)
+    return planned_folder(Path(parent), name, plan.save, "run")
+
+
+def planned_folder(parent: Path, name: str, save_plan: Callable[[Path], object],
+                   command: str) -> Path:  # fmt: skip
+    """A new folder under ``parent`` with its plan saved by ``save_plan``; if the plan cannot
+    be written (or Ctrl-C comes first), the folder is removed again and a full disk is one
+    line (ResultsError)."""
+    out = new_folder(parent, name)
     try:
-        plan.save(out)
+        save_plan(out)
     except BaseException as exc:
         shutil.rmtree(out, ignore_errors=True)  # nothing in it yet: no folder left to puzzle over
         if isinstance(exc, OSError):
-            raise ResultsError(unwritten(out, exc, "run")) from None
+            raise ResultsError(unwritten(out, exc, command)) from None
         raise
     return out
 

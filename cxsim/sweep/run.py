@@ -16,7 +16,6 @@ a folder started from other settings. When complete it holds ``runs.parquet``, `
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -50,8 +49,7 @@ from cxsim.results import (
     _atomic,
     finish,
     git_commit,
-    new_folder,
-    unwritten,
+    planned_folder,
     versions,
     writing,
 )
@@ -147,7 +145,6 @@ class SweepResult:
 
 def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) -> Path:
     """A new sweep folder under ``parent`` holding the plan (the sweep as read, its hash)."""
-    folder = new_folder(Path(parent), f"sweep-{sweep.name}")
     plan = {
         "cxsim_sweep_plan": 1,
         "sweep_hash": sweep.hash(),
@@ -155,14 +152,11 @@ def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) ->
         **sweep.to_plan(),
     }
     text = json.dumps(plan, indent=2) + "\n"
-    try:
+
+    def save_plan(folder: Path) -> None:
         _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)  # nothing in it yet
-        if isinstance(exc, OSError):
-            raise ResultsError(unwritten(folder, exc, "sweep")) from None
-        raise
-    return folder
+
+    return planned_folder(Path(parent), f"sweep-{sweep.name}", save_plan, "sweep")
 
 
 def read_plan(folder: Path | str) -> dict:

@@ -314,3 +314,17 @@ def test_vector_word_of_mouth_counts_are_the_same_packed_or_apart():
     packed, apart = VectorModel(spec, rng=6), VectorModel(spec, rng=6)
     apart._packed = False  # the path taken when someone has 32,768 or more contacts
     pd.testing.assert_frame_equal(packed.run().metrics_frame(), apart.run().metrics_frame())
+
+
+def test_vector_buying_chances_are_the_same_looked_up_or_per_prospect():
+    """The prospects' chance table (few contacts) gives the very numbers the per-prospect
+    formulas give (many contacts), review readers and word of mouth included."""
+    from cxsim.engines import VectorModel
+
+    spec = small(ALL_MECHANISMS, network__kind="watts_strogatz")
+    looked_up, computed = VectorModel(spec, rng=8), VectorModel(spec, rng=8)
+    assert looked_up._tabled
+    computed._tabled = False  # the path taken when someone has more than 180 contacts
+    a, b = looked_up.run().metrics_frame(), computed.run().metrics_frame()
+    assert a["customers"].iloc[-1] > a["customers"].iloc[0] / 2  # a market that moves
+    pd.testing.assert_frame_equal(a, b)

@@ -20,6 +20,7 @@ from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
 from cxsim.scenario import Network, NetworkKind
 
 _F = np.float32
+_TABLE_MAX = 1 << 16  # entries of the prospects' chance table (two per contact-count pair)
 
 
 @dataclass
@@ -78,14 +79,20 @@ class VectorModel(CustomerModel):
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
-        self._packed = int(degree.max(initial=0)) < 2**15  # both counts fit in one int32
+        # Word of mouth counts both voices in one int32: promoters + detractors x base, with a
+        # base above anyone's number of contacts (well mixed: the counts are market-wide).
+        self._base = int(degree.max(initial=0)) + 1
+        self._packed = 2 * self._base**2 <= 2**31  # the largest key, 2 base^2 - 1, fits
         # Chances by number of promoter / detractor contacts, looked up instead of recomputed.
-        contacts = np.arange(int(degree.max(initial=0)) + 1)
+        contacts = np.arange(self._base)
         w, q = self.spec.behaviour.negative_word_of_mouth, self.spec.behaviour.referral
         self._warning_by_contacts = rules.warning_factor(contacts, w.rate, w.impact).astype(_F)
         self._referral_by_contacts = rules.referral_chance(contacts, q.rate, q.conversion).astype(
             _F
         )
+        # A prospect's chances of buying are looked up by (review reader, detractors,
+        # promoters) when that table is small (see _buying_chances).
+        self._tabled = self.well_mixed or 2 * self._base**2 <= _TABLE_MAX
         self._closed: list[tuple[np.ndarray, ...]] = []
         self._heard: np.ndarray | None = None  # packed contact counts of everyone (see _hear)
         self._voices: np.ndarray | None = None  # the packed voices they were counted from
@@ -97,12 +104,10 @@ class VectorModel(CustomerModel):
         stage = self.stage
         groups = [np.flatnonzero(stage == g) for g in Stage]
         customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
-        promoter_contacts, detractor_contacts = self._word_of_mouth(t, groups, customers)
+        heard = self._word_of_mouth(t, groups, customers)
         onboarding_count = len(groups[Stage.ONBOARDING])
         stayed = self._customers_step(t, customers, onboarding_count, tally)
-        joiners = self._prospects_step(
-            t, groups[Stage.PROSPECT], promoter_contacts, detractor_contacts, tally
-        )
+        joiners = self._prospects_step(t, groups[Stage.PROSPECT], heard, tally)
         self._return_step(t, groups[Stage.CHURNED], tally)
         self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
@@ -152,20 +157,22 @@ class VectorModel(CustomerModel):
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
             detractors = np.count_nonzero(detractor) + np.count_nonzero(complaining)
             return per * np.count_nonzero(promoter), per * detractors
-        # Packed voices: promoter in the low 16 bits, detractor above.
+        # Packed voices: a promoter counts 1, a detractor ``base`` (more than anyone's contacts).
+        base = self._base
         voices = np.zeros(self.n, np.int32)
-        voices[customers] = promoter.view(np.int8) | (detractor.astype(np.int32) << 16)
-        voices[recent] = complaining.astype(np.int32) << 16
-        if not self._packed:  # someone has 32,768+ contacts: count the two apart
-            promoters = self.adjacency @ (voices & 0xFFFF)
-            detractors = self.adjacency @ (voices >> 16)
-            return promoters[prospects], detractors[prospects]
+        voices[customers] = promoter.view(np.int8) + detractor.astype(np.int32) * base
+        voices[recent] = complaining.astype(np.int32) * base
+        if not self._packed:  # someone has 46,340+ contacts: count the two apart
+            promoters = (self.adjacency @ (voices == 1).view(np.int8))[prospects]
+            detractors = (self.adjacency @ (voices == base).view(np.int8))[prospects]
+            readers = self.reads_reviews[prospects]
+            return promoters + base * (detractors + base * readers.astype(np.int64))
         self._hear(voices)
-        counts = self._heard[prospects]
-        return counts & 0xFFFF, counts >> 16
+        return self._heard[prospects]
 
     def _hear(self, voices: np.ndarray) -> None:
-        """Bring every person's packed contact counts up to date with this step's voices.
+        """Bring every person's key to the prospects' chance table up to date with this step's
+        voices: promoter contacts + detractor contacts x base + (reads reviews) x base^2.
 
         Few people change their voice in a step (a customer crossing a promoter or detractor
         line, joiners, leavers, the churned falling silent), so the counts are updated by the
@@ -173,15 +180,15 @@ class VectorModel(CustomerModel):
         adjacency matrix: the same integers, a fraction of the memory traffic. The counts are
         linear in the voices, so a packed difference (which may be negative) adds exactly.
         """
-        if self._heard is None:
+        full = self._heard is None
+        if not full:
+            changed = np.flatnonzero(voices != self._voices)
+            full = len(changed) > self.n // 16  # most contacts touched anyway: a product is cheaper
+        if full:
             self._heard = self.adjacency @ voices
-            self._voices = voices
-            return
-        changed = np.flatnonzero(voices != self._voices)
-        indptr, indices = self.adjacency.indptr, self.adjacency.indices
-        if len(changed) > self.n // 16:  # most contacts touched anyway: the product is cheaper
-            self._heard = self.adjacency @ voices
+            self._heard[self.reads_reviews] += np.int32(self._base**2)
         elif len(changed):
+            indptr, indices = self.adjacency.indptr, self.adjacency.indices
             start = indptr[changed]
             lengths = indptr[changed + 1] - start
             # Positions of the changed people's contacts in ``indices``, run after run.
@@ -206,21 +213,23 @@ class VectorModel(CustomerModel):
             felt = chosen(self.rng, m, p_bad_or_good)
             yield j, felt, self.rng.random(len(felt)) * p_bad_or_good < p_bad
 
-    def _experiences(self, people: np.ndarray, stage: int):
-        """Step 1 for one stage group: (good, bad, last bad touchpoint) counts per person,
-        from the draws of :meth:`_visits`."""
-        m = len(people)
+    def _experiences(self, m: int, n_onboarding: int):
+        """Step 1 for the customers (the first ``n_onboarding`` of ``m`` onboarding, the rest
+        active): (good, bad, weight, last bad touchpoint) per customer, from the draws of
+        :meth:`_visits`; weight is the summed severity of the bad ones."""
         good = np.zeros(m, np.int8)
         bad = np.zeros(m, np.int8)
-        weight = np.zeros(m, _F)  # summed severity of the bad ones
+        weight = np.zeros(m, _F)
         last_bad = np.full(m, -1, np.int8)
-        lv = self.levers
-        for j, felt, is_bad in self._visits(m, stage):
-            unhappy = felt[is_bad]
-            bad[unhappy] += 1
-            weight[unhappy] += lv.severity[j]
-            last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
-            good[felt[~is_bad]] += 1
+        severity = self.levers.severity
+        for lo, hi, stage in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
+            for j, felt, is_bad in self._visits(hi - lo, stage):
+                felt += lo
+                unhappy = felt[is_bad]
+                bad[unhappy] += 1
+                weight[unhappy] += severity[j]
+                last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
+                good[felt[~is_bad]] += 1
         return good, bad, weight, last_bad
 
     def _customers_step(
@@ -228,12 +237,8 @@ class VectorModel(CustomerModel):
     ) -> Stayed:
         spec, lv, memory, rng = self.spec, self.levers, self.memory, self.rng
         behaviour = spec.behaviour
-        parts = [
-            self._experiences(people[:n_onboarding], Stage.ONBOARDING),
-            self._experiences(people[n_onboarding:], Stage.ACTIVE),
-        ]
-        good, bad, weight, last_bad = (np.concatenate(x) for x in zip(*parts, strict=True))
         m = len(people)
+        good, bad, weight, last_bad = self._experiences(m, n_onboarding)
         tally.experiences_good += int(good.sum())
         tally.experiences_bad += int(bad.sum())
 
@@ -246,11 +251,13 @@ class VectorModel(CustomerModel):
         problem[faded] = -1
         older = has_open.copy()
         older[faded] = False
-        new = np.zeros(m, bool)
-        for lo, hi, g in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
-            new[lo + chosen(rng, hi - lo, lv.problem_total[g])] = True
-        new &= ~has_open
-        arising = np.flatnonzero(new)
+        arising = np.concatenate(
+            [
+                chosen(rng, n_onboarding, lv.problem_total[Stage.ONBOARDING]),
+                n_onboarding + chosen(rng, m - n_onboarding, lv.problem_total[Stage.ACTIVE]),
+            ]
+        )
+        arising = np.sort(arising[~has_open[arising]])  # one open problem at a time
         tally.problems_arising += len(arising)
         felt = arising[:0]
         if len(arising):
@@ -398,9 +405,7 @@ class VectorModel(CustomerModel):
             good += len(felt) - len(unhappy)
         return good, bad, np.concatenate(spoiled) if spoiled else np.empty(0, np.int64)
 
-    def _prospects_step(
-        self, t: int, people: np.ndarray, promoter_contacts, detractor_contacts, tally: Tally
-    ) -> np.ndarray:
+    def _prospects_step(self, t: int, people: np.ndarray, heard, tally: Tally) -> np.ndarray:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
         the new customers.
 
@@ -414,26 +419,15 @@ class VectorModel(CustomerModel):
         good, bad, spoiled = self._impressions(m, Stage.PROSPECT)
         tally.experiences_good += good
         tally.experiences_bad += bad
-        if self.well_mixed:  # mean-field contact counts, the same for every prospect
-            w, q = b.negative_word_of_mouth, b.referral
-            factor = np.full(m, rules.warning_factor(detractor_contacts, w.rate, w.impact), _F)
-            referral = np.full(
-                m, rules.referral_chance(promoter_contacts, q.rate, q.conversion), _F
-            )
-        else:
-            factor = self._warning_by_contacts[detractor_contacts]
-            referral = self._referral_by_contacts[promoter_contacts]
-        factor[self.reads_reviews[people]] *= _F(self.review_multiplier())
-        referral = rules.damped(referral, factor)
-        ad = rules.damped(b.ad_conversion, factor)
+        referral, buying, key = self._buying_chances(people, heard)
         u = self.rng.random(m, dtype=_F)
-        open_to_buy = np.ones(m, bool)  # a bad first impression loses the sale this step
-        open_to_buy[spoiled] = False
-        by_referral = open_to_buy & (u < referral)
-        by_ads = open_to_buy & ~by_referral & (u < rules.adoption_chance(ad, referral))
-        joiners = people[by_referral | by_ads]
+        buys = u < (buying if key is None else buying[key])
+        buys[spoiled] = False  # a bad first impression loses the sale this step
+        bought = np.flatnonzero(buys)
+        joiners = people[bought]
+        referred = u[bought] < (referral[bought] if key is None else referral[key[bought]])
         returning = self.churn_step[joiners] >= 0  # former customers: win-backs
-        channel = np.where(by_referral[by_referral | by_ads], Channel.REFERRAL, Channel.ADS)
+        channel = np.where(referred, Channel.REFERRAL, Channel.ADS)
         self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
         self.spell[joiners] += returning
         self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
@@ -445,6 +439,42 @@ class VectorModel(CustomerModel):
         tally.new_ads += int(np.count_nonzero(first == Channel.ADS))
         tally.new_win_back += int(np.count_nonzero(returning))
         return joiners
+
+    def _buying_chances(self, people: np.ndarray, heard):
+        """(chance of buying by referral, by referral or advertising, key): a prospect's one
+        uniform below the first is a referral, below the second a sale.
+
+        The chances depend only on (review reader, detractor contacts, promoter contacts), so
+        with few contacts they are computed once a step for every such triple, and ``key`` is
+        each prospect's place in them (see :meth:`_hear`); otherwise they are per prospect, by
+        the same formulas, and ``key`` is None.
+        """
+        b = self.spec.behaviour
+        base = self._base
+        if self.well_mixed:  # mean-field contact counts, the same for every prospect
+            promoters, detractors = heard
+            w, q = b.negative_word_of_mouth, b.referral
+            warning = np.array([rules.warning_factor(detractors, w.rate, w.impact)], _F)
+            referral = np.array([rules.referral_chance(promoters, q.rate, q.conversion)], _F)
+            key = self.reads_reviews[people].view(np.int8)
+        elif self._tabled:
+            warning, referral, key = self._warning_by_contacts, self._referral_by_contacts, heard
+        else:  # many contacts: per prospect
+            readers = heard >= base**2
+            detractors, promoters = np.divmod(heard - readers * base**2, base)
+            factor = self._warning_by_contacts[detractors]
+            factor[readers] *= _F(self.review_multiplier())
+            return (*self._chances(self._referral_by_contacts[promoters], factor), None)
+        factor = np.stack([warning, warning * _F(self.review_multiplier())])[:, :, None]
+        by_referral, buying = self._chances(referral[None, None, :], factor)
+        return by_referral.ravel(), buying.ravel(), key
+
+    def _chances(self, referral, factor) -> tuple[np.ndarray, np.ndarray]:
+        """(referral, referral or advertising) chances from the referral chance of a prospect's
+        promoter contacts and the factor on it from detractors and reviews."""
+        referral = rules.damped(referral, factor)
+        ad = rules.damped(self.spec.behaviour.ad_conversion, factor)
+        return referral, np.maximum(referral, rules.adoption_chance(ad, referral))
 
     def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
         """Win-back: after the wait, former customers return to the market at a rate."""

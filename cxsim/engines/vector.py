@@ -149,19 +149,24 @@ class VectorModel(CustomerModel):
         recent = churned[
             t - self.churn_step[churned] <= self.spec.behaviour.negative_word_of_mouth.churned_steps
         ]
-        promoter = ltr >= rules.PROMOTER_MIN
-        detractor = ltr <= rules.DETRACTOR_MAX
-        complaining = rules.likelihood_to_recommend(s[recent]) <= rules.DETRACTOR_MAX
+        recent_ltr = rules.likelihood_to_recommend(s[recent])
         prospects = groups[Stage.PROSPECT]
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
-            detractors = np.count_nonzero(detractor) + np.count_nonzero(complaining)
-            return per * np.count_nonzero(promoter), per * detractors
-        # Packed voices: a promoter counts 1, a detractor ``base`` (more than anyone's contacts).
+            counts = np.bincount(ltr, minlength=11)
+            promoters = counts[rules.PROMOTER_MIN :].sum()
+            detractors = counts[: rules.DETRACTOR_MAX + 1].sum()
+            detractors += np.count_nonzero(recent_ltr <= rules.DETRACTOR_MAX)
+            return per * promoters, per * detractors
+        # Packed voices: a promoter counts 1, a detractor ``base`` (more than anyone's contacts);
+        # the churned only complain.
         base = self._base
+        voice = np.zeros(11, np.int32)  # by answer, 0-10
+        voice[: rules.DETRACTOR_MAX + 1] = base
         voices = np.zeros(self.n, np.int32)
-        voices[customers] = promoter.view(np.int8) + detractor.astype(np.int32) * base
-        voices[recent] = complaining.astype(np.int32) * base
+        voices[recent] = voice[recent_ltr]
+        voice[rules.PROMOTER_MIN :] = 1
+        voices[customers] = voice[ltr]
         if not self._packed:  # someone has 46,340+ contacts: count the two apart
             promoters = (self.adjacency @ (voices == 1).view(np.int8))[prospects]
             detractors = (self.adjacency @ (voices == base).view(np.int8))[prospects]
@@ -308,7 +313,7 @@ class VectorModel(CustomerModel):
             self.satisfaction[people], resting, good, bad if lv.uniform_severity else weight,
             sat.relaxation, sat.gain, sat.loss,
         ).astype(_F)  # fmt: skip
-        surveyed = (good > 0) | (bad > 0)  # after a memorable interaction
+        surveyed = (good | bad) != 0  # after a memorable interaction (counts are never < 0)
         surveyed[contacted] = True
         tally.csat_respondents += int(np.count_nonzero(surveyed))
         tally.csat_satisfied += int(np.count_nonzero(surveyed & (s >= rules.CSAT_SATISFIED)))
@@ -322,11 +327,13 @@ class VectorModel(CustomerModel):
                 count_before[unhappy], bad[unhappy], memory.intercept, memory.slope,
                 self.tolerance[people[unhappy]], mean_weight,
             )  # fmt: skip
-        hazard = rules.baseline_hazard(
+        leaving = rules.baseline_hazard(
             self.theta[people], s, resting, behaviour.baseline_churn.satisfaction_elasticity
         )
+        # where no walk-away chance, the churn chance is the hazard itself
+        leaving[unhappy] = rules.churn_chance(walk[unhappy], leaving[unhappy])
         u = rng.random(m, dtype=_F)
-        gone = np.flatnonzero(u < rules.churn_chance(walk, hazard))
+        gone = np.flatnonzero(u < leaving)
         # The cause, for the few who leave: their last bad touchpoint if they walked away.
         cause = np.where(u[gone] < walk[gone], last_bad[gone], len(self.causes) - 1).astype(np.int8)
 
@@ -352,7 +359,7 @@ class VectorModel(CustomerModel):
         arpu = self.arpu[people].sum(dtype=np.float64) - self.arpu[left].sum(dtype=np.float64)
         tally.revenue += float(arpu)
         ltr = rules.likelihood_to_recommend(s)
-        ltr_gone = ltr[gone]
+        answers = np.bincount(ltr, minlength=11) - np.bincount(ltr[gone], minlength=11)
         onboarding = people[:n_onboarding]
         stay_onboarding = np.ones(n_onboarding, bool)
         stay_onboarding[gone[gone < n_onboarding]] = False
@@ -362,10 +369,8 @@ class VectorModel(CustomerModel):
         self.stage[settled] = Stage.ACTIVE
         left_onboarding = int(np.count_nonzero(gone < n_onboarding))
         return Stayed(
-            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN))
-            - int(np.count_nonzero(ltr_gone >= rules.PROMOTER_MIN)),
-            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX))
-            - int(np.count_nonzero(ltr_gone <= rules.DETRACTOR_MAX)),
+            promoters=int(answers[rules.PROMOTER_MIN :].sum()),
+            detractors=int(answers[: rules.DETRACTOR_MAX + 1].sum()),
             satisfaction_sum=float(s.sum(dtype=np.float64) - s[gone].sum(dtype=np.float64)),
             left_onboarding=left_onboarding,
             left_active=len(gone) - left_onboarding,

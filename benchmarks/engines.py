@@ -4,6 +4,7 @@ README's main command, each against the targets of the speed issue.
     python benchmarks/engines.py            # full: about 8 minutes on two cores
     python benchmarks/engines.py --quick    # a smoke run of every part
     python benchmarks/engines.py --quick-start --against OTHER/bin/cxsim   # part 5, both
+    python benchmarks/engines.py --before CHECKOUT   # the vector engine, other code and this
 
 Every measurement runs in a fresh child process (so peak memory is its own), and the two engines
 alternate, repeated, within this one script run: the speed ratio is taken from runs made side by
@@ -62,12 +63,39 @@ def child(engine: str, scenario: str, people: int, steps: int, kind: str | None)
     )
 
 
-def measure(engine: str, scenario: str, people: int, steps: int, kind: str | None = None) -> dict:
+def measure(
+    engine: str,
+    scenario: str,
+    people: int,
+    steps: int,
+    kind: str | None = None,
+    source: str | None = None,
+) -> dict:
+    """One child run; ``source``: a checkout of other cxsim code to run instead of this one."""
     cmd = [sys.executable, __file__, "--child", engine, scenario, str(people), str(steps)]
     if kind:
         cmd.append(kind)
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": source} if source else None
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def before_and_after(source: str, repeats: int, sizes: list[tuple[str, int, int]]) -> None:
+    """The vector engine of another checkout (``source``, e.g. ``git worktree add /tmp/old
+    REV``) and of this one, alternately in fresh processes: what a change to the engine bought."""
+    print(f"\n0. Vector engine before (code in {source}) and now, best of {repeats} alternating")
+    print(f"   {'run':<34} {'before s':>9} {'now s':>9} {'speed-up':>9}")
+    for scenario, people, steps in sizes:
+        best = {"before": float("inf"), "now": float("inf")}
+        for _ in range(repeats):
+            best["before"] = min(best["before"], measure("vector", scenario, people, steps,
+                                                         source=source)["step_s"])  # fmt: skip
+            best["now"] = min(best["now"], measure("vector", scenario, people, steps)["step_s"])
+        name = f"{scenario}, {people:,} x {steps}"
+        print(
+            f"   {name:<34} {best['before']:>9.3f} {best['now']:>9.3f} "
+            f"{best['before'] / best['now']:>8.2f}x"
+        )
 
 
 def side_by_side(people: int, steps: int, repeats: int) -> list[float]:
@@ -346,6 +374,10 @@ def main() -> None:
         help="with --quick-start: another installation's cxsim command to time alternately "
         "with this one (e.g. the code before a change, installed in its own environment)",
     )  # fmt: skip
+    parser.add_argument(
+        "--before", metavar="DIR",
+        help="only the vector engine, side by side with the code of another checkout DIR",
+    )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--quick-start-child", help=argparse.SUPPRESS)
     args = parser.parse_args()  # fmt: skip
@@ -358,6 +390,11 @@ def main() -> None:
         return
     if args.quick_start:
         quick_start(1 if args.quick else 5, args.against)
+        return
+    if args.before:
+        sizes = [("reactive", 10_000, 156), ("proactive", 10_000, 156)]
+        sizes += [("reactive", 50_000, 10)] if args.quick else [("reactive", 1_000_000, 52)]
+        before_and_after(str(Path(args.before).resolve()), 1 if args.quick else 3, sizes)
         return
     if args.quick:
         ratios = side_by_side(2_000, 20, 1)

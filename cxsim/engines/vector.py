@@ -104,11 +104,13 @@ class VectorModel(CustomerModel):
         stage = self.stage
         groups = [np.flatnonzero(stage == g) for g in Stage]
         customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
-        heard = self._word_of_mouth(t, groups, customers)
+        churned = groups[Stage.CHURNED]
+        since = t - self.churn_step[churned]  # steps since they left (unchanged by the step)
+        heard = self._word_of_mouth(groups, customers, since)
         onboarding_count = len(groups[Stage.ONBOARDING])
         stayed = self._customers_step(t, customers, onboarding_count, tally)
         joiners = self._prospects_step(t, groups[Stage.PROSPECT], heard, tally)
-        self._return_step(t, groups[Stage.CHURNED], tally)
+        self._return_step(churned, since, tally)
         self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
 
@@ -137,7 +139,7 @@ class VectorModel(CustomerModel):
             problems_open=stayed.problems_open,
         )
 
-    def _word_of_mouth(self, t: int, groups: list[np.ndarray], customers: np.ndarray):
+    def _word_of_mouth(self, groups: list[np.ndarray], customers: np.ndarray, since: np.ndarray):
         """Promoters and detractors each prospect knows, from the start-of-step state.
 
         Only customers and the recently churned have a voice, so it is worked out over those
@@ -146,9 +148,7 @@ class VectorModel(CustomerModel):
         s = self.satisfaction
         ltr = rules.likelihood_to_recommend(s[customers])
         churned = groups[Stage.CHURNED]
-        recent = churned[
-            t - self.churn_step[churned] <= self.spec.behaviour.negative_word_of_mouth.churned_steps
-        ]
+        recent = churned[since <= self.spec.behaviour.negative_word_of_mouth.churned_steps]
         recent_ltr = rules.likelihood_to_recommend(s[recent])
         prospects = groups[Stage.PROSPECT]
         if self.well_mixed:
@@ -481,12 +481,13 @@ class VectorModel(CustomerModel):
         ad = rules.damped(self.spec.behaviour.ad_conversion, factor)
         return referral, np.maximum(referral, rules.adoption_chance(ad, referral))
 
-    def _return_step(self, t: int, people: np.ndarray, tally: Tally) -> None:
-        """Win-back: after the wait, former customers return to the market at a rate."""
+    def _return_step(self, people: np.ndarray, since: np.ndarray, tally: Tally) -> None:
+        """Win-back: after the wait, former customers (``since``: steps since each left)
+        return to the market at a rate."""
         w = self.spec.behaviour.win_back
         if not w.enabled or not len(people):
             return
-        eligible = people[t - self.churn_step[people] > w.wait]
+        eligible = people[since > w.wait]
         back = eligible[chosen(self.rng, len(eligible), w.rate)]
         self.stage[back] = Stage.PROSPECT
         self.satisfaction[back] = self.resting[back]

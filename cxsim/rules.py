@@ -76,12 +76,12 @@ def _power(base: float, counts, like):
     """base ** counts; for an integer array, looked up from a table (pow per element is slow)."""
     if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
         table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
-        return table.astype(getattr(like, "dtype", np.float64))[counts]
+        return table.astype(getattr(like, "dtype", np.float64)).take(counts)
     if isinstance(counts, np.ndarray) and counts.dtype.kind == "f" and counts.size:
         # Weighted counts are mostly 0 (no bad experience this step) and base ** 0 is 1: the
         # power is taken only where it is not, the same values for a tenth of the work.
         out = np.ones_like(counts)
-        some = np.flatnonzero(counts)
+        some = np.flatnonzero(counts != 0)  # nonzero of a bool array is the fast one
         out[some] = base ** counts[some]
         return out
     return base**counts

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -249,7 +250,11 @@ def test_a_dask_run_whose_workers_keep_dying_fails_with_a_clear_message(sweep, c
         run_sweep(sweep, out=tmp_path, executor=dask, progress=False)
     message = str(caught.value)
     assert isinstance(caught.value.__cause__, WorkerDied)
-    assert "point 1 (strategy.detection=0.8), scenario 'proactive', replication 0" in message
+    # Dask blames every task on a worker that died, so the run named is the killer or a run
+    # that shared its worker (seen under load: replication 1 beside the killer, replication 0).
+    assert re.search(
+        r"at point \d \(strategy\.detection=0\.\d\), scenario '\w+', replication \d", message
+    )
     assert "2 Dask workers died while running it" in message
 
 

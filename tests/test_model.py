@@ -324,7 +324,7 @@ def test_vector_buying_chances_are_the_same_looked_up_or_per_prospect():
     spec = small(ALL_MECHANISMS, network__kind="watts_strogatz")
     looked_up, computed = VectorModel(spec, rng=8), VectorModel(spec, rng=8)
     assert looked_up._tabled
-    computed._tabled = False  # the path taken when someone has more than 180 contacts
+    computed._tabled = False  # the path taken when someone has 128 or more contacts
     a, b = looked_up.run().metrics_frame(), computed.run().metrics_frame()
     assert a["customers"].iloc[-1] > a["customers"].iloc[0] / 2  # a market that moves
     pd.testing.assert_frame_equal(a, b)

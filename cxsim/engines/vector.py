@@ -84,8 +84,10 @@ class VectorModel(CustomerModel):
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
         # Word of mouth counts both voices in one int32: promoters + detractors x base, with a
-        # base above anyone's number of contacts (well mixed: the counts are market-wide).
-        self._base = int(degree.max(initial=0)) + 1
+        # base a power of two above anyone's number of contacts, so shifts and masks take the
+        # counts apart (well mixed: the counts are market-wide).
+        self._shift = int(degree.max(initial=0)).bit_length()
+        self._base = 1 << self._shift
         self._packed = 2 * self._base**2 <= 2**31  # the largest key, 2 base^2 - 1, fits
         # Chances by number of promoter / detractor contacts, looked up instead of recomputed.
         contacts = np.arange(self._base)
@@ -170,7 +172,7 @@ class VectorModel(CustomerModel):
         voices[recent] = voice.take(recent_ltr)
         voice[rules.PROMOTER_MIN :] = 1
         voices[customers] = voice.take(ltr)
-        if not self._packed:  # someone has 46,340+ contacts: count the two apart
+        if not self._packed:  # someone has 32,768+ contacts: count the two apart
             promoters = (self.adjacency @ (voices == 1).view(np.int8))[prospects]
             detractors = (self.adjacency @ (voices == base).view(np.int8))[prospects]
             readers = self.reads_reviews[prospects]
@@ -460,7 +462,6 @@ class VectorModel(CustomerModel):
         the same formulas, and ``key`` is None.
         """
         b = self.spec.behaviour
-        base = self._base
         if self.well_mixed:  # mean-field contact counts, the same for every prospect
             promoters, detractors = heard
             w, q = b.negative_word_of_mouth, b.referral
@@ -469,15 +470,18 @@ class VectorModel(CustomerModel):
             key = self.reads_reviews.take(people).view(np.int8)
         elif self._tabled:
             warning, referral, key = self._warning_by_contacts, self._referral_by_contacts, heard
-        else:  # many contacts: per prospect
-            readers = heard >= base**2
-            detractors, promoters = np.divmod(heard - readers * base**2, base)
-            factor = self._warning_by_contacts.take(detractors)
-            factor[readers] *= _F(self.review_multiplier())
-            return (*self._chances(self._referral_by_contacts.take(promoters), factor), None)
-        factor = np.stack([warning, warning * _F(self.review_multiplier())])[:, :, None]
-        by_referral, buying = self._chances(referral[None, None, :], factor)
+        else:  # many contacts: per prospect, the factor by (reader, detractors) looked up
+            factor = self._factors(self._warning_by_contacts).take(heard >> self._shift)
+            referral = self._referral_by_contacts.take(heard & (self._base - 1))
+            return (*self._chances(referral, factor), None)
+        by_referral, buying = self._chances(
+            referral[None, None, :], self._factors(warning)[:, :, None]
+        )
         return by_referral.ravel(), buying.ravel(), key
+
+    def _factors(self, warning: np.ndarray) -> np.ndarray:
+        """The factor on a prospect's chances by (review reader, detractor contacts), (2, D)."""
+        return np.stack([warning, warning * _F(self.review_multiplier())])
 
     def _chances(self, referral, factor) -> tuple[np.ndarray, np.ndarray]:
         """(referral, referral or advertising) chances from the referral chance of a prospect's

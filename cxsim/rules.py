@@ -69,6 +69,11 @@ def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
     """
     s = s + relaxation * (resting - s)
     s = 1.0 - (1.0 - s) * _power(1.0 - gain, n_good, s)
+    if isinstance(s, np.ndarray) and isinstance(n_bad, np.ndarray) and n_bad.size:
+        # Most have no bad experience, and x 1 changes nothing: multiply only the others.
+        some = np.flatnonzero(n_bad != 0)  # nonzero of a bool array is the fast one
+        s[some] *= _power(1.0 - loss, n_bad[some], s)
+        return s
     return s * _power(1.0 - loss, n_bad, s)
 
 
@@ -77,13 +82,6 @@ def _power(base: float, counts, like):
     if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
         table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
         return table.astype(getattr(like, "dtype", np.float64)).take(counts)
-    if isinstance(counts, np.ndarray) and counts.dtype.kind == "f" and counts.size:
-        # Weighted counts are mostly 0 (no bad experience this step) and base ** 0 is 1: the
-        # power is taken only where it is not, the same values for a tenth of the work.
-        out = np.ones_like(counts)
-        some = np.flatnonzero(counts != 0)  # nonzero of a bool array is the fast one
-        out[some] = base ** counts[some]
-        return out
     return base**counts
 
 

@@ -328,3 +328,14 @@ def test_vector_buying_chances_are_the_same_looked_up_or_per_prospect():
     a, b = looked_up.run().metrics_frame(), computed.run().metrics_frame()
     assert a["customers"].iloc[-1] > a["customers"].iloc[0] / 2  # a market that moves
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_others_picks_the_same_people_as_the_complement_it_does_not_build():
+    from cxsim.engines.vector import others
+
+    rng = np.random.default_rng(3)
+    for m in (0, 1, 7, 1000):
+        taken = np.flatnonzero(rng.random(m) < rng.random())
+        rest = np.setdiff1d(np.arange(m), taken)
+        positions = rng.permutation(len(rest))[: len(rest) // 3]
+        assert np.array_equal(others(taken, positions), rest[positions])

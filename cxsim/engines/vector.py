@@ -52,6 +52,13 @@ def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
     return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
 
 
+def others(taken: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The ``positions``-th numbers (0-based) of 0, 1, 2... leaving out the ascending ``taken``:
+    ``np.setdiff1d(np.arange(m), taken)[positions]`` without building the m numbers. Before
+    the k-th number left, taken[j] - j of them come before each taken[j]."""
+    return positions + np.searchsorted(taken - np.arange(len(taken)), positions, side="right")
+
+
 class VectorModel(CustomerModel):
     """The NumPy engine: no per-person Python objects; int8/int32/float32 state arrays.
 
@@ -346,11 +353,10 @@ class VectorModel(CustomerModel):
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
-        calm = np.flatnonzero(bad == 0)
         posted = np.concatenate(
             [
                 unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
-                calm[chosen(rng, len(calm), r.post_rate)],
+                others(unhappy, chosen(rng, m - len(unhappy), r.post_rate)),
             ]
         )
         tally.reviews_posted += len(posted)

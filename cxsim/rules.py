@@ -218,6 +218,16 @@ def expected_revenue(arpu, hazard, steps):
     """Expected revenue (undiscounted) over the next ``steps`` steps from a customer paying
     ``arpu`` per step who leaves with chance ``hazard`` per step: sum over t < steps of
     arpu (1 - hazard)^t (``steps`` at hazard 0)."""
+    if (
+        isinstance(hazard, np.ndarray)
+        and hazard.size
+        and np.ndim(steps) == 0
+        and steps > 0
+        and hazard.min() > 0.0
+        and hazard.max() < 1.0
+    ):  # the usual case: no clipping, no zero hazard, so none of the cases below (same values)
+        less = -hazard
+        return arpu * (np.expm1(steps * np.log1p(less)) / less)
     hazard = np.minimum(np.maximum(hazard, 0.0), 1.0)  # np.clip's values, at half its cost
     with np.errstate(divide="ignore", invalid="ignore"):
         # 1 - (1 - h)^n as -expm1(n log1p(-h)): no cancellation when h is tiny

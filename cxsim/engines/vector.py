@@ -56,6 +56,15 @@ def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
     return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
 
 
+def _bad_visits(felts: list, draws: list, chances: list) -> tuple[list[int], np.ndarray]:
+    """(visits felt per touchpoint, whether each felt visit was bad) from :meth:`_visits`'
+    lists: bad where u P(bad or good) < P(bad), in float64 as one comparison per touchpoint
+    would have it, for all touchpoints in two array operations."""
+    lengths = [len(f) for f in felts]
+    _, p_bad, p_felt = zip(*chances, strict=True)
+    return lengths, np.concatenate(draws) * np.repeat(p_felt, lengths) < np.repeat(p_bad, lengths)
+
+
 class VectorModel(CustomerModel):
     """The NumPy engine: no per-person Python objects; int8/int32/float32 state arrays.
 
@@ -223,37 +232,38 @@ class VectorModel(CustomerModel):
             )
         self._voices = voices
 
-    def _visits(self, m: int, stage: int, felts: list, bads: list, points: list) -> None:
+    def _visits(self, m: int, stage: int, felts: list, draws: list, chances: list) -> None:
         """Step 1's draws for ``m`` people of a stage, touchpoint by touchpoint, appended to the
-        lists: who had a good or bad visit (positions 0..m-1), which of those were bad, and the
-        touchpoint. The people whose visit is felt are drawn directly (each with chance
-        P(bad or good), see ``chosen``), then each of them is bad with chance
-        P(bad) / P(bad or good): the same distribution as one uniform per person and visit.
-        Only the draws are made per touchpoint; the lists are joined and counted once."""
+        lists: who had a good or bad visit (positions 0..m-1), a uniform for each of them, and
+        the touchpoint's (index, P(bad), P(bad or good)). The people whose visit is felt are
+        drawn directly (each with chance P(bad or good), see ``chosen``), then each of them is
+        bad if their uniform u has u P(bad or good) < P(bad) (see :func:`_bad_visits`): the same
+        distribution as one uniform per person and visit. Only the draws are made per
+        touchpoint; the lists are joined and compared once."""
         rng = self.rng
-        for j, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
-            felt = chosen(rng, m, p_bad_or_good)
+        for chance in self.levers.visit_draws(stage):
+            felt = chosen(rng, m, chance[2])
             felts.append(felt)
-            bads.append(rng.random(len(felt)) * p_bad_or_good < p_bad)
-            points.append(j)
+            draws.append(rng.random(len(felt)))
+            chances.append(chance)
 
     def _experiences(self, m: int, n_onboarding: int):
         """Step 1 for the customers (the first ``n_onboarding`` of ``m`` onboarding, the rest
         active), from the draws of :meth:`_visits`: (who felt a visit, whether it was bad, the
         touchpoint of each), one entry per visit felt, in journey order per person."""
         felts: list[np.ndarray] = []
-        bads: list[np.ndarray] = []
-        points: list[int] = []
-        self._visits(n_onboarding, _ONBOARDING, felts, bads, points)
+        draws: list[np.ndarray] = []
+        chances: list[tuple[int, float, float]] = []
+        self._visits(n_onboarding, _ONBOARDING, felts, draws, chances)
         first_active = len(felts)
-        self._visits(m - n_onboarding, _ACTIVE, felts, bads, points)
+        self._visits(m - n_onboarding, _ACTIVE, felts, draws, chances)
         if not felts:
             return _EMPTY, np.zeros(0, bool), np.zeros(0, np.int8)
-        lengths = [len(f) for f in felts]
+        lengths, is_bad = _bad_visits(felts, draws, chances)
         felt = np.concatenate(felts)
         felt[sum(lengths[:first_active]) :] += n_onboarding  # active: after the onboarding
-        touchpoint = np.repeat(np.array(points, np.int8), lengths)
-        return felt, np.concatenate(bads), touchpoint
+        touchpoint = np.repeat(np.array([c[0] for c in chances], np.int8), lengths)
+        return felt, is_bad, touchpoint
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
@@ -447,13 +457,14 @@ class VectorModel(CustomerModel):
         bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
         :meth:`_experiences` without its per-person arrays."""
         felts: list[np.ndarray] = []
-        bads: list[np.ndarray] = []
-        self._visits(m, stage, felts, bads, [])
+        draws: list[np.ndarray] = []
+        chances: list[tuple[int, float, float]] = []
+        self._visits(m, stage, felts, draws, chances)
         if not felts:
             return 0, 0, _EMPTY
-        spoiled = np.concatenate(felts)[np.concatenate(bads)]
-        felt = sum(len(f) for f in felts)
-        return felt - len(spoiled), len(spoiled), spoiled
+        lengths, is_bad = _bad_visits(felts, draws, chances)
+        spoiled = np.concatenate(felts)[is_bad]
+        return sum(lengths) - len(spoiled), len(spoiled), spoiled
 
     def _prospects_step(self, t: int, people: np.ndarray, heard, tally: Tally) -> np.ndarray:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns

@@ -92,10 +92,9 @@ def _power(base: float, counts, like):
     if isinstance(counts, np.ndarray) and counts.dtype.kind == "f" and counts.size:
         # Weighted counts are mostly 0 (no bad experience this step) and base ** 0 is 1: the
         # power is taken only where it is not, the same values for a tenth of the work.
-        out = np.ones_like(counts)
-        some = np.flatnonzero(counts != 0)  # nonzero of a bool array is the fast one
-        out[some] = base ** counts[some]
-        return out
+        # (computed where the count is not 0, in place: the same values as on the gathered
+        # nonzero counts, in three array calls instead of six)
+        return np.power(base, counts, out=np.ones_like(counts), where=counts != 0)
     return base**counts
 
 

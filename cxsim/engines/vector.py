@@ -96,6 +96,7 @@ class VectorModel(CustomerModel):
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
+        self._degree = degree
         # Word of mouth counts both voices in one int32: promoters + detractors x base, with a
         # base a power of two above anyone's number of contacts, so shifts and masks take the
         # counts apart (well mixed: the counts are market-wide).
@@ -218,8 +219,8 @@ class VectorModel(CustomerModel):
             self._heard[self.reads_reviews] += np.int32(self._base**2)
         elif len(changed):
             indptr, indices = self.adjacency.indptr, self.adjacency.indices
-            start = indptr[changed]
-            lengths = indptr[changed + 1] - start
+            start = indptr.take(changed)
+            lengths = self._degree.take(changed)
             # Positions of the changed people's contacts in ``indices``, run after run.
             ends = np.cumsum(lengths)
             at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
@@ -228,7 +229,7 @@ class VectorModel(CustomerModel):
             np.add.at(
                 self._heard,
                 indices.take(at),
-                np.repeat(voices[changed] - self._voices[changed], lengths),
+                np.repeat(voices.take(changed) - self._voices.take(changed), lengths),
             )
         self._voices = voices
 
@@ -300,12 +301,14 @@ class VectorModel(CustomerModel):
             stage_of = np.where(arising < n_onboarding, _ONBOARDING, _ACTIVE)
             u = rng.random(len(arising))
             where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
-            detected = rng.random(len(arising)) < lv.detection[where]
-            delight = rng.random(len(arising)) < lv.detection_delight
-            n_detected = int(np.count_nonzero(detected))
+            found, delight = rng.random(len(arising)), rng.random(len(arising))
+            n_detected = 0
+            if lv.detects:  # else a uniform is never below 0: nothing is detected
+                detected = found < lv.detection[where]
+                n_detected = int(np.count_nonzero(detected))
             tally.problems_detected += n_detected
             if n_detected:
-                delighted = arising[detected & delight]
+                delighted = arising[detected & (delight < lv.detection_delight)]
                 goods.append(delighted)
                 tally.experiences_good += len(delighted)
                 new_felt, where = arising[~detected], where[~detected]
@@ -536,7 +539,10 @@ class VectorModel(CustomerModel):
 
     def _factors(self, warning: np.ndarray) -> np.ndarray:
         """The factor on a prospect's chances by (review reader, detractor contacts), (2, D)."""
-        return np.stack([warning, warning * _F(self.review_multiplier())])
+        factor = np.empty((2, len(warning)), warning.dtype)  # np.stack's values, less overhead
+        factor[0] = warning
+        np.multiply(warning, _F(self.review_multiplier()), out=factor[1])
+        return factor
 
     def _chances(self, referral, factor) -> tuple[np.ndarray, np.ndarray]:
         """(referral, referral or advertising) chances from the referral chance of a prospect's

@@ -77,11 +77,23 @@ def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
     return s * _power(1.0 - loss, n_bad, s)
 
 
+_POWERS: dict[tuple, np.ndarray] = {}  # tables of _power, by (base, largest count, dtype)
+
+
 def _power(base: float, counts, like):
-    """base ** counts; for an integer array, looked up from a table (pow per element is slow)."""
+    """base ** counts; for an integer array, looked up from a table (pow per element is slow).
+
+    The table is made once per base, length and dtype and kept: the same values as making it
+    each call, without three array operations a step."""
     if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
-        table = base ** np.arange(int(counts.max()) + 1, dtype=np.float64)
-        return table.astype(getattr(like, "dtype", np.float64)).take(counts)
+        key = (base, int(counts.max()), getattr(like, "dtype", np.float64))
+        table = _POWERS.get(key)
+        if table is None:
+            if len(_POWERS) > 4096:  # many parameter sets (a fit): start again
+                _POWERS.clear()
+            table = (base ** np.arange(key[1] + 1, dtype=np.float64)).astype(key[2])
+            _POWERS[key] = table
+        return table.take(counts)
     return base**counts
 
 
@@ -204,8 +216,20 @@ def expected_revenue(arpu, hazard, steps):
     """Expected revenue (undiscounted) over the next ``steps`` steps from a customer paying
     ``arpu`` per step who leaves with chance ``hazard`` per step: sum over t < steps of
     arpu (1 - hazard)^t (``steps`` at hazard 0)."""
-    hazard = np.clip(hazard, 0.0, 1.0)
+    if (
+        isinstance(hazard, np.ndarray)
+        and hazard.size
+        and np.ndim(steps) == 0
+        and steps > 0
+        and hazard.min() > 0.0
+        and hazard.max() < 1.0
+    ):  # the usual case: no clipping, no zero hazard, so none of the cases below (same values)
+        less = -hazard
+        return arpu * (np.expm1(steps * np.log1p(less)) / less)
+    hazard = np.minimum(np.maximum(hazard, 0.0), 1.0)  # np.clip's values, at half its cost
     with np.errstate(divide="ignore", invalid="ignore"):
         # 1 - (1 - h)^n as -expm1(n log1p(-h)): no cancellation when h is tiny
         share = -np.expm1(steps * np.log1p(-hazard)) / hazard
-    return arpu * np.where(hazard > 0, np.where(np.asarray(steps) > 0, share, 0.0), steps)
+    if np.ndim(steps) or steps <= 0:
+        share = np.where(np.asarray(steps) > 0, share, 0.0)
+    return arpu * np.where(hazard > 0, share, steps)

@@ -193,6 +193,7 @@ class CustomerModel(mesa.Model):
         self.periods = int(self.calendar.sum())  # periods simulated, self.now counts them
         self.now = 0
         self.causes = (*spec.touchpoint_names, "baseline")
+        self._churn_keys = [f"churn_by_{cause}" for cause in self.causes]
         self._connect(spec.network)  # first: the network's draws come before the traits'
         self.review_score = spec.behaviour.reviews.initial_score
         self._reviews: deque[tuple[int, float]] = deque(maxlen=spec.behaviour.reviews.window)
@@ -302,24 +303,26 @@ class CustomerModel(mesa.Model):
             self._exposure += customers_before
         if not tally.leavers:
             return np.zeros(causes, np.int64), np.zeros((2, causes))
-        arpu, theta, cause = (
-            np.concatenate([np.atleast_1d(x) for x in column])
-            for column in zip(*tally.leavers, strict=True)
-        )
+        if len(tally.leavers) == 1 and isinstance(tally.leavers[0][0], np.ndarray):
+            arpu, theta, cause = tally.leavers[0]  # the vector engine: one set of arrays a step
+        else:
+            arpu, theta, cause = (
+                np.concatenate([np.atleast_1d(x) for x in column])
+                for column in zip(*tally.leavers, strict=True)
+            )
         cause = cause.astype(np.int64)
         counts = np.bincount(cause, minlength=causes)
-        self._walked += int(counts[:-1].sum())
+        self._walked += len(cause) - int(counts[-1])  # all but the baseline churn
         hazard = theta.astype(np.float64) + self._walked / max(self._exposure, 1)
         arpu = arpu.astype(np.float64)
         steps_left = self.periods - self.now + 1
-        value = np.stack(
-            [
-                np.bincount(cause, rules.expected_revenue(arpu, hazard, steps_left),
-                            minlength=causes),
-                np.bincount(cause, rules.lifetime_value(arpu, hazard, self.memory.step_discount),
-                            minlength=causes),
-            ]
-        )  # fmt: skip
+        value = np.empty((2, causes))
+        value[0] = np.bincount(
+            cause, rules.expected_revenue(arpu, hazard, steps_left), minlength=causes
+        )
+        value[1] = np.bincount(
+            cause, rules.lifetime_value(arpu, hazard, self.memory.step_discount), minlength=causes
+        )
         return counts, value
 
     def _settle(self, tally: Tally, customers_before: int) -> None:
@@ -340,8 +343,8 @@ class CustomerModel(mesa.Model):
         customers = census.onboarding + census.active
         customers_before = self.metrics.get("customers", customers)
         new = tally.new_ads + tally.new_referral + tally.new_win_back
-        churn_by_cause, lost = tally.churn_by_cause, tally.lost
-        churn = int(churn_by_cause.sum())
+        by_cause, lost = tally.churn_by_cause.tolist(), tally.lost
+        churn = sum(by_cause)
         contacts = tally.problems_contacted
         m: dict[str, float] = {
             "prospects": census.prospects,
@@ -357,8 +360,7 @@ class CustomerModel(mesa.Model):
             "churn": churn,
             "churn_rate": churn / customers_before if customers_before else 0.0,
         }
-        for cause, count in zip(self.causes, churn_by_cause, strict=True):
-            m[f"churn_by_{cause}"] = int(count)
+        m.update(zip(self._churn_keys, by_cause, strict=True))
         m.update(
             mean_satisfaction=census.satisfaction_sum / customers if customers else 0.0,
             csat=100.0 * tally.csat_satisfied / tally.csat_respondents
@@ -387,10 +389,12 @@ class CustomerModel(mesa.Model):
         }
         money["costs"] = money["cost_acquisition"] + money["cost_support"] + money["cost_programme"]
         money["profit"] = money["revenue"] - money["costs"]
-        money["lost_revenue_horizon"] = lost[0].sum()
-        money["lost_revenue_lifetime"] = lost[1].sum()
-        money["lost_revenue_experience_horizon"] = lost[0, :-1].sum()
-        money["lost_revenue_experience_lifetime"] = lost[1, :-1].sum()
+        # Row sums in one call each (the same pairwise sums as row by row).
+        total, experience = lost.sum(axis=1).tolist(), lost[:, :-1].sum(axis=1).tolist()
+        money["lost_revenue_horizon"], money["lost_revenue_lifetime"] = total
+        money["lost_revenue_experience_horizon"], money["lost_revenue_experience_lifetime"] = (
+            experience
+        )
         for key, value in money.items():
             m[key] = float(value) * scale
         m["customer_steps"] = tally.customer_steps
@@ -467,8 +471,9 @@ class MetricsCollector(mesa.DataCollector):
     def collect(self, model: CustomerModel) -> None:
         if hasattr(self, "_collection_steps"):  # Mesa 3.4+ records when each row was taken
             self._collection_steps.append(getattr(model, "time", model.steps))
+        metrics = model.metrics
         for name, values in self.model_vars.items():
-            values.append(model.metrics[name])
+            values.append(metrics[name])
 
 
 def _metric(model: CustomerModel, name: str) -> float:

@@ -21,6 +21,10 @@ from cxsim.scenario import Network, NetworkKind
 
 _F = np.float32
 _TABLE_MAX = 1 << 16  # entries of the prospects' chance table (two per contact-count pair)
+# Stages and channels as plain ints in the step (an IntEnum member costs a class lookup).
+_PROSPECT, _ONBOARDING, _ACTIVE, _CHURNED = (int(g) for g in Stage)
+_ADS, _REFERRAL, _WIN_BACK = int(Channel.ADS), int(Channel.REFERRAL), int(Channel.WIN_BACK)
+_EMPTY = np.empty(0, dtype=np.int64)  # nobody (shared: an empty array has nothing to change)
 
 
 @dataclass
@@ -44,7 +48,7 @@ def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
     uniform per index.
     """
     if m == 0 or p <= 0:
-        return np.empty(0, dtype=np.int64)
+        return _EMPTY
     if p >= 1:
         return np.arange(m)
     if p > 0.25:
@@ -57,6 +61,15 @@ def others(taken: np.ndarray, positions: np.ndarray) -> np.ndarray:
     ``np.setdiff1d(np.arange(m), taken)[positions]`` without building the m numbers. Before
     the k-th number left, taken[j] - j of them come before each taken[j]."""
     return positions + np.searchsorted(taken - np.arange(len(taken)), positions, side="right")
+
+
+def _bad_visits(felts: list, draws: list, chances: list) -> tuple[list[int], np.ndarray]:
+    """(visits felt per touchpoint, whether each felt visit was bad) from :meth:`_visits`'
+    lists: bad where u P(bad or good) < P(bad), in float64 as one comparison per touchpoint
+    would have it, for all touchpoints in two array operations."""
+    lengths = [len(f) for f in felts]
+    _, p_bad, p_felt = zip(*chances, strict=True)
+    return lengths, np.concatenate(draws) * np.repeat(p_felt, lengths) < np.repeat(p_bad, lengths)
 
 
 class VectorModel(CustomerModel):
@@ -90,6 +103,7 @@ class VectorModel(CustomerModel):
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
+        self._degree = degree
         # Word of mouth counts both voices in one int32: promoters + detractors x base, with a
         # base a power of two above anyone's number of contacts, so shifts and masks take the
         # counts apart (well mixed: the counts are market-wide).
@@ -106,6 +120,13 @@ class VectorModel(CustomerModel):
         # A prospect's chances of buying are looked up by (review reader, detractors,
         # promoters) when that table is small (see _buying_chances).
         self._tabled = self.well_mixed or 2 * self._base**2 <= _TABLE_MAX
+        # Packed voice by likelihood-to-recommend answer (0-10): a detractor counts base, a
+        # promoter 1; the recently churned only complain.
+        answers = np.arange(11)
+        detractor = np.where(answers <= rules.DETRACTOR_MAX, self._base, 0).astype(np.int32)
+        self._voice_churned = detractor
+        self._voice_customer = detractor + (answers >= rules.PROMOTER_MIN).astype(np.int32)
+        self._decay = _F(self.memory.decay)
         self._closed: list[tuple[np.ndarray, ...]] = []
         self._heard: np.ndarray | None = None  # packed contact counts of everyone (see _hear)
         self._voices: np.ndarray | None = None  # the packed voices they were counted from
@@ -115,14 +136,14 @@ class VectorModel(CustomerModel):
     def _advance(self, t: int) -> Tally:
         tally = self.new_tally()
         stage = self.stage
-        groups = [np.flatnonzero(stage == g) for g in Stage]
-        customers = np.concatenate([groups[Stage.ONBOARDING], groups[Stage.ACTIVE]])
-        churned = groups[Stage.CHURNED]
+        # nonzero of a bool array, without flatnonzero's ravel and wrappers
+        groups = [(stage == g).nonzero()[0] for g in (_PROSPECT, _ONBOARDING, _ACTIVE, _CHURNED)]
+        prospects, onboarding, active, churned = groups
+        customers = np.concatenate([onboarding, active])
         since = t - self.churn_step.take(churned)  # steps since they left (unchanged by the step)
         heard = self._word_of_mouth(groups, customers, since)
-        onboarding_count = len(groups[Stage.ONBOARDING])
-        stayed = self._customers_step(t, customers, onboarding_count, tally)
-        joiners = self._prospects_step(t, groups[Stage.PROSPECT], heard, tally)
+        stayed = self._customers_step(t, customers, len(onboarding), tally)
+        joiners = self._prospects_step(t, prospects, heard, tally)
         self._return_step(churned, since, tally)
         self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
@@ -135,17 +156,17 @@ class VectorModel(CustomerModel):
         s = self.resting[joiners]
         ltr = rules.likelihood_to_recommend(s)
         return Census(
-            prospects=len(groups[Stage.PROSPECT]) - joined + tally.returned,
-            onboarding=len(groups[Stage.ONBOARDING])
+            prospects=len(groups[_PROSPECT]) - joined + tally.returned,
+            onboarding=len(groups[_ONBOARDING])
             - stayed.left_onboarding
             - stayed.settled
             + to_onboarding,
-            active=len(groups[Stage.ACTIVE])
+            active=len(groups[_ACTIVE])
             - stayed.left_active
             + stayed.settled
             + joined
             - to_onboarding,
-            churned=len(groups[Stage.CHURNED]) + left - tally.returned,
+            churned=len(groups[_CHURNED]) + left - tally.returned,
             promoters=stayed.promoters + int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
             detractors=stayed.detractors + int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
             satisfaction_sum=stayed.satisfaction_sum + float(s.sum(dtype=np.float64)),
@@ -160,10 +181,10 @@ class VectorModel(CustomerModel):
         """
         s = self.satisfaction
         ltr = rules.likelihood_to_recommend(s.take(customers))
-        churned = groups[Stage.CHURNED]
+        churned = groups[_CHURNED]
         recent = churned[since <= self.spec.behaviour.negative_word_of_mouth.churned_steps]
         recent_ltr = rules.likelihood_to_recommend(s.take(recent))
-        prospects = groups[Stage.PROSPECT]
+        prospects = groups[_PROSPECT]
         if self.well_mixed:
             per = self.spec.network.mean_degree / max(self.n - 1, 1)
             promoters = np.count_nonzero(ltr >= rules.PROMOTER_MIN)
@@ -173,12 +194,9 @@ class VectorModel(CustomerModel):
         # Packed voices: a promoter counts 1, a detractor ``base`` (more than anyone's contacts);
         # the churned only complain.
         base = self._base
-        voice = np.zeros(11, np.int32)  # by answer, 0-10
-        voice[: rules.DETRACTOR_MAX + 1] = base
         voices = np.zeros(self.n, np.int32)
-        voices[recent] = voice.take(recent_ltr)
-        voice[rules.PROMOTER_MIN :] = 1
-        voices[customers] = voice.take(ltr)
+        voices[recent] = self._voice_churned.take(recent_ltr)
+        voices[customers] = self._voice_customer.take(ltr)
         if not self._packed:  # someone has 32,768+ contacts: count the two apart
             promoters = (self.adjacency @ (voices == 1).view(np.int8))[prospects]
             detractors = (self.adjacency @ (voices == base).view(np.int8))[prospects]
@@ -200,7 +218,7 @@ class VectorModel(CustomerModel):
         if self._heard is None:  # before the first step: nobody heard, only the readers' mark
             self._heard = self.reads_reviews.astype(np.int32) << 2 * self._shift
             self._voices = np.zeros(self.n, np.int32)
-        changed = np.flatnonzero(voices != self._voices)
+        changed = (voices != self._voices).nonzero()[0]
         # Sending the changes costs some 5 ns per contact reached, the full product some 8 ns
         # per entry of the adjacency: above about half the people, the product is cheaper.
         if len(changed) > self.n // 2:
@@ -208,8 +226,8 @@ class VectorModel(CustomerModel):
             self._heard[self.reads_reviews] += np.int32(self._base**2)
         elif len(changed):
             indptr, indices = self.adjacency.indptr, self.adjacency.indices
-            start = indptr[changed]
-            lengths = indptr[changed + 1] - start
+            start = indptr.take(changed)
+            lengths = self._degree.take(changed)
             # Positions of the changed people's contacts in ``indices``, run after run.
             ends = np.cumsum(lengths)
             at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
@@ -218,38 +236,42 @@ class VectorModel(CustomerModel):
             np.add.at(
                 self._heard,
                 indices.take(at),
-                np.repeat(voices[changed] - self._voices[changed], lengths),
+                np.repeat(voices.take(changed) - self._voices.take(changed), lengths),
             )
         self._voices = voices
 
-    def _visits(self, m: int, stage: int):
-        """Step 1's draws for ``m`` people of a stage, touchpoint by touchpoint: (touchpoint,
-        who had a good or bad visit, which of those were bad). The people whose visit is felt
-        are drawn directly (each with chance P(bad or good), see ``chosen``), then each of them
-        is bad with chance P(bad) / P(bad or good): the same distribution as one uniform per
-        person and visit."""
-        for j, p_bad, p_bad_or_good in self.levers.visit_draws(stage):
-            felt = chosen(self.rng, m, p_bad_or_good)
-            yield j, felt, self.rng.random(len(felt)) * p_bad_or_good < p_bad
+    def _visits(self, m: int, stage: int, felts: list, draws: list, chances: list) -> None:
+        """Step 1's draws for ``m`` people of a stage, touchpoint by touchpoint, appended to the
+        lists: who had a good or bad visit (positions 0..m-1), a uniform for each of them, and
+        the touchpoint's (index, P(bad), P(bad or good)). The people whose visit is felt are
+        drawn directly (each with chance P(bad or good), see ``chosen``), then each of them is
+        bad if their uniform u has u P(bad or good) < P(bad) (see :func:`_bad_visits`): the same
+        distribution as one uniform per person and visit. Only the draws are made per
+        touchpoint; the lists are joined and compared once."""
+        rng = self.rng
+        for chance in self.levers.visit_draws(stage):
+            felt = chosen(rng, m, chance[2])
+            felts.append(felt)
+            draws.append(rng.random(len(felt)))
+            chances.append(chance)
 
     def _experiences(self, m: int, n_onboarding: int):
         """Step 1 for the customers (the first ``n_onboarding`` of ``m`` onboarding, the rest
-        active): (good, bad, weight, last bad touchpoint) per customer, from the draws of
-        :meth:`_visits`; weight is the summed severity of the bad ones."""
-        good = np.zeros(m, np.int8)
-        bad = np.zeros(m, np.int8)
-        weight = np.zeros(m, _F)
-        last_bad = np.full(m, -1, np.int8)
-        severity = self.levers.severity
-        for lo, hi, stage in ((0, n_onboarding, Stage.ONBOARDING), (n_onboarding, m, Stage.ACTIVE)):
-            for j, felt, is_bad in self._visits(hi - lo, stage):
-                felt += lo
-                unhappy = felt[is_bad]
-                bad[unhappy] += 1
-                weight[unhappy] += severity[j]
-                last_bad[unhappy] = j  # journey order: a later touchpoint overwrites
-                good[felt[~is_bad]] += 1
-        return good, bad, weight, last_bad
+        active), from the draws of :meth:`_visits`: (who felt a visit, whether it was bad, the
+        touchpoint of each), one entry per visit felt, in journey order per person."""
+        felts: list[np.ndarray] = []
+        draws: list[np.ndarray] = []
+        chances: list[tuple[int, float, float]] = []
+        self._visits(n_onboarding, _ONBOARDING, felts, draws, chances)
+        first_active = len(felts)
+        self._visits(m - n_onboarding, _ACTIVE, felts, draws, chances)
+        if not felts:
+            return _EMPTY, np.zeros(0, bool), np.zeros(0, np.int8)
+        lengths, is_bad = _bad_visits(felts, draws, chances)
+        felt = np.concatenate(felts)
+        felt[sum(lengths[:first_active]) :] += n_onboarding  # active: after the onboarding
+        touchpoint = np.repeat(np.array([c[0] for c in chances], np.int8), lengths)
+        return felt, is_bad, touchpoint
 
     def _customers_step(
         self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
@@ -257,76 +279,102 @@ class VectorModel(CustomerModel):
         spec, lv, memory, rng = self.spec, self.levers, self.memory, self.rng
         behaviour = spec.behaviour
         m = len(people)
-        good, bad, weight, last_bad = self._experiences(m, n_onboarding)
-        tally.experiences_good += int(good.sum())
-        tally.experiences_bad += int(bad.sum())
+        # Step 1: visits. Who had which experience in steps 1-3 is collected and counted once,
+        # after step 3 (nothing in between reads the counts).
+        felt, is_bad, touchpoint = self._experiences(m, n_onboarding)
+        unhappy_visits, bad_points = felt[is_bad], touchpoint[is_bad]
+        goods = [felt[~is_bad]]
+        tally.experiences_good += len(felt) - len(unhappy_visits)
+        tally.experiences_bad += len(unhappy_visits)
 
         # Step 2: problems. A new one may be detected, else it is a bad experience once; an open
         # one may fade; a support contact that does not resolve an older one is a new one.
         problem = self.problem.take(people)
         has_open = problem >= 0
-        still_open = np.flatnonzero(has_open)
+        still_open = has_open.nonzero()[0]
         faded = still_open[rng.random(len(still_open)) < behaviour.problem_fade]
         problem[faded] = -1
-        older = has_open.copy()
-        older[faded] = False
+        older = problem >= 0  # open before the step and not faded
         arising = np.concatenate(
             [
-                chosen(rng, n_onboarding, lv.problem_total[Stage.ONBOARDING]),
-                n_onboarding + chosen(rng, m - n_onboarding, lv.problem_total[Stage.ACTIVE]),
+                chosen(rng, n_onboarding, lv.problem_total[_ONBOARDING]),
+                n_onboarding + chosen(rng, m - n_onboarding, lv.problem_total[_ACTIVE]),
             ]
         )
         arising = np.sort(arising[~has_open[arising]])  # one open problem at a time
         tally.problems_arising += len(arising)
-        felt = arising[:0]
+        new_felt = arising
         if len(arising):
-            stage_of = np.where(arising < n_onboarding, Stage.ONBOARDING, Stage.ACTIVE)
+            stage_of = np.where(arising < n_onboarding, _ONBOARDING, _ACTIVE)
             u = rng.random(len(arising))
             where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
-            detected = rng.random(len(arising)) < lv.detection[where]
-            tally.problems_detected += int(detected.sum())
-            delighted = arising[detected & (rng.random(len(arising)) < lv.detection_delight)]
-            good[delighted] += 1
-            tally.experiences_good += len(delighted)
-            felt = arising[~detected]
-            problem[felt] = where[~detected]
-        open_now = np.flatnonzero(older)
-        if len(felt):
-            open_now = np.sort(np.concatenate([open_now, felt]))
+            found, delight = rng.random(len(arising)), rng.random(len(arising))
+            n_detected = 0
+            if lv.detects:  # else a uniform is never below 0: nothing is detected
+                detected = found < lv.detection[where]
+                n_detected = int(np.count_nonzero(detected))
+            tally.problems_detected += n_detected
+            if n_detected:
+                delighted = arising[detected & (delight < lv.detection_delight)]
+                goods.append(delighted)
+                tally.experiences_good += len(delighted)
+                new_felt, where = arising[~detected], where[~detected]
+            problem[new_felt] = where
+        # Open now: the older ones and the new felt ones, in order (problem >= 0 is exactly them).
+        open_now = (problem >= 0).nonzero()[0]
         contacted = open_now[rng.random(len(open_now)) < lv.support_contact]
         fixed = rng.random(len(contacted)) < lv.first_contact_resolution
         resolved, failed = contacted[fixed], contacted[~fixed]
-        hurt = np.concatenate([felt, failed[older[failed]]])  # new problems, failed contacts
-        bad[hurt] += 1
-        weight[hurt] += lv.severity[problem[hurt]]
-        last_bad[hurt] = problem[hurt]
+        hurt = np.concatenate([new_felt, failed[older[failed]]])  # new problems, failed contacts
+        hurt_points = problem.take(hurt)
         tally.experiences_bad += len(hurt)
         problem[resolved] = -1
         recovered = resolved[rng.random(len(resolved)) < lv.recovery_delight]
-        good[recovered] += 1
+        goods.append(recovered)
         tally.problems_contacted += len(contacted)
         tally.problems_resolved += len(resolved)
         tally.experiences_good += len(recovered)
 
         # Step 3: proactive outreach, to random customers or aimed at those at risk.
-        count_before = self.bad_count.take(people) * _F(memory.decay)
+        count_before = self.bad_count.take(people) * self._decay
+        s_before = self.satisfaction.take(people)
         if lv.outreach_at_risk:
-            at_risk = np.flatnonzero(rules.at_risk(count_before, self.satisfaction.take(people)))
+            at_risk = rules.at_risk(count_before, s_before).nonzero()[0]
             chance = rules.outreach_chance(lv.outreach, m, len(at_risk))
             reached = at_risk[chosen(rng, len(at_risk), chance)]
         else:
             reached = chosen(rng, m, lv.outreach)
-        good[reached] += 1
+        goods.append(reached)
         tally.outreach_contacts += len(reached)
         tally.experiences_good += len(reached)
+
+        # The counts of steps 1-3: good and bad experiences per customer, the bad ones' summed
+        # severity (added in the order they happened, as float32 one by one) and the touchpoint
+        # of the last bad one (journey order, then a problem's).
+        unhappy_all = np.concatenate([unhappy_visits, hurt])
+        bad = np.bincount(unhappy_all, minlength=m).astype(np.int8)
+        good = np.bincount(np.concatenate(goods), minlength=m).astype(np.int8)
+        if lv.uniform_severity:  # every weight is 1: the sum is the count
+            weight = bad.astype(_F)
+        else:
+            weight = np.zeros(m, _F)
+            severity = lv.severity
+            np.add.at(
+                weight,
+                unhappy_all,
+                np.concatenate([severity.take(bad_points), severity.take(hurt_points)]),
+            )
+        last_bad = np.full(m, -1, np.int8)
+        np.maximum.at(last_bad, unhappy_visits, bad_points)  # touchpoints come in journey order
+        last_bad[hurt] = hurt_points
 
         # Step 4: memory and satisfaction (bad experiences weighted by severity).
         sat = behaviour.satisfaction
         resting = self.resting.take(people)
         s = rules.update_satisfaction(
-            self.satisfaction.take(people), resting, good, bad if lv.uniform_severity else weight,
+            s_before, resting, good, bad if lv.uniform_severity else weight,
             sat.relaxation, sat.gain, sat.loss,
-        ).astype(_F)  # fmt: skip
+        ).astype(_F, copy=False)  # fmt: skip
         surveyed = (good | bad) != 0  # after a memorable interaction (counts are never < 0)
         surveyed[contacted] = True
         tally.csat_respondents += int(np.count_nonzero(surveyed))
@@ -334,20 +382,21 @@ class VectorModel(CustomerModel):
 
         # Step 5: churn, walk-away first, then baseline hazard; one uniform per customer.
         walk = np.zeros(m, _F)
-        unhappy = np.flatnonzero(bad != 0)  # on a bool array, several times faster
+        unhappy = (bad != 0).nonzero()[0]  # on a bool array, several times faster
         if len(unhappy):
-            mean_weight = 1.0 if lv.uniform_severity else weight[unhappy] / bad[unhappy]
+            n_bad = bad.take(unhappy)
+            mean_weight = 1.0 if lv.uniform_severity else weight.take(unhappy) / n_bad
             walk[unhappy] = rules.walk_away_step(
-                count_before[unhappy], bad[unhappy], memory.intercept, memory.slope,
-                self.tolerance[people[unhappy]], mean_weight,
+                count_before.take(unhappy), n_bad, memory.intercept, memory.slope,
+                self.tolerance.take(people.take(unhappy)), mean_weight,
             )  # fmt: skip
         leaving = rules.baseline_hazard(
             self.theta.take(people), s, resting, behaviour.baseline_churn.satisfaction_elasticity
         )
         # where no walk-away chance, the churn chance is the hazard itself
-        leaving[unhappy] = rules.churn_chance(walk[unhappy], leaving[unhappy])
+        leaving[unhappy] = rules.churn_chance(walk.take(unhappy), leaving.take(unhappy))
         u = rng.random(m, dtype=_F)
-        gone = np.flatnonzero(u < leaving)
+        gone = (u < leaving).nonzero()[0]
         # The cause, for the few who leave: their last bad touchpoint if they walked away.
         cause = np.where(u[gone] < walk[gone], last_bad[gone], len(self.causes) - 1).astype(np.int8)
 
@@ -368,24 +417,22 @@ class VectorModel(CustomerModel):
         problem[gone] = -1
         self.problem[people] = problem
         left = people[gone]
-        self._churn(t, left, cause, tally)
-        arpu = self.arpu.take(people).sum(dtype=np.float64) - self.arpu[left].sum(dtype=np.float64)
+        arpu_left = self.arpu[left]
+        self._churn(t, left, cause, arpu_left, tally)
+        arpu = self.arpu.take(people).sum(dtype=np.float64) - arpu_left.sum(dtype=np.float64)
         tally.revenue += float(arpu)
         ltr = rules.likelihood_to_recommend(s)
-        ltr_gone = ltr[gone]
+        ltr[gone] = rules.PROMOTER_MIN - 1  # the leavers as passives: counted in neither group
+        # gone is in order: the onboarding leavers come first
+        left_onboarding = int(gone.searchsorted(n_onboarding))
         onboarding = people[:n_onboarding]
-        stay_onboarding = np.ones(n_onboarding, bool)
-        stay_onboarding[gone[gone < n_onboarding]] = False
-        settled = onboarding[
-            stay_onboarding & (t - self.acquired_step[onboarding] >= behaviour.onboarding_steps)
-        ]
-        self.stage[settled] = Stage.ACTIVE
-        left_onboarding = int(np.count_nonzero(gone < n_onboarding))
+        ready = self.acquired_step.take(onboarding) <= t - behaviour.onboarding_steps
+        ready[gone[:left_onboarding]] = False
+        settled = onboarding[ready]
+        self.stage[settled] = _ACTIVE
         return Stayed(
-            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN))
-            - int(np.count_nonzero(ltr_gone >= rules.PROMOTER_MIN)),
-            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX))
-            - int(np.count_nonzero(ltr_gone <= rules.DETRACTOR_MAX)),
+            promoters=int(np.count_nonzero(ltr >= rules.PROMOTER_MIN)),
+            detractors=int(np.count_nonzero(ltr <= rules.DETRACTOR_MAX)),
             satisfaction_sum=float(s.sum(dtype=np.float64) - s[gone].sum(dtype=np.float64)),
             left_onboarding=left_onboarding,
             left_active=len(gone) - left_onboarding,
@@ -393,22 +440,24 @@ class VectorModel(CustomerModel):
             problems_open=int(np.count_nonzero(problem >= 0)),  # the leavers' were closed
         )
 
-    def _churn(self, t: int, leavers: np.ndarray, cause: np.ndarray, tally: Tally) -> None:
+    def _churn(
+        self, t: int, leavers: np.ndarray, cause: np.ndarray, arpu: np.ndarray, tally: Tally
+    ) -> None:
         if not len(leavers):
             return
-        tally.leavers.append((self.arpu[leavers], self.theta[leavers], cause))
+        tally.leavers.append((arpu, self.theta[leavers], cause))
         self._closed.append(
             (
                 leavers,
                 self.spell[leavers],
                 self.acquired_step[leavers],
                 self.channel[leavers],
-                np.full(len(leavers), t, np.int32),
+                t,  # churn step, made a column in _spells
                 cause,
-                self.arpu[leavers],
+                arpu,
             )
         )
-        self.stage[leavers] = Stage.CHURNED
+        self.stage[leavers] = _CHURNED
         self.churn_step[leavers] = t
         self.cause[leavers] = cause
 
@@ -416,14 +465,15 @@ class VectorModel(CustomerModel):
         """Step 1 for a group that keeps no memory of it (prospects): the numbers of good and
         bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
         :meth:`_experiences` without its per-person arrays."""
-        good = bad = 0
-        spoiled = []
-        for _, felt, is_bad in self._visits(m, stage):
-            unhappy = felt[is_bad]
-            spoiled.append(unhappy)
-            bad += len(unhappy)
-            good += len(felt) - len(unhappy)
-        return good, bad, np.concatenate(spoiled) if spoiled else np.empty(0, np.int64)
+        felts: list[np.ndarray] = []
+        draws: list[np.ndarray] = []
+        chances: list[tuple[int, float, float]] = []
+        self._visits(m, stage, felts, draws, chances)
+        if not felts:
+            return 0, 0, _EMPTY
+        lengths, is_bad = _bad_visits(felts, draws, chances)
+        spoiled = np.concatenate(felts)[is_bad]
+        return sum(lengths) - len(spoiled), len(spoiled), spoiled
 
     def _prospects_step(self, t: int, people: np.ndarray, heard, tally: Tally) -> np.ndarray:
         """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
@@ -436,28 +486,34 @@ class VectorModel(CustomerModel):
         """
         b = self.spec.behaviour
         m = len(people)
-        good, bad, spoiled = self._impressions(m, Stage.PROSPECT)
+        good, bad, spoiled = self._impressions(m, _PROSPECT)
         tally.experiences_good += good
         tally.experiences_bad += bad
         referral, buying, key = self._buying_chances(people, heard)
         u = self.rng.random(m, dtype=_F)
         buys = u < (buying if key is None else buying.take(key))
         buys[spoiled] = False  # a bad first impression loses the sale this step
-        bought = np.flatnonzero(buys)
+        bought = buys.nonzero()[0]
         joiners = people[bought]
         referred = u[bought] < (referral[bought] if key is None else referral.take(key[bought]))
         returning = self.churn_step[joiners] >= 0  # former customers: win-backs
-        channel = np.where(referred, Channel.REFERRAL, Channel.ADS)
-        self.channel[joiners] = np.where(returning, Channel.WIN_BACK, channel)
-        self.spell[joiners] += returning
-        self.stage[joiners] = Stage.ONBOARDING if b.onboarding_steps else Stage.ACTIVE
+        channel = np.where(referred, _REFERRAL, _ADS)
+        win_backs = int(np.count_nonzero(returning))
+        if win_backs:
+            channel[returning] = _WIN_BACK
+            back = joiners[returning]
+            self.spell[back] += 1
+            # (everyone else's churn step and cause are already -1: they never left)
+            self.churn_step[back] = -1
+            self.cause[back] = -1
+            referred &= ~returning
+        self.channel[joiners] = channel
+        self.stage[joiners] = _ONBOARDING if b.onboarding_steps else _ACTIVE
         self.acquired_step[joiners] = t
-        self.churn_step[joiners] = -1
-        self.cause[joiners] = -1
-        first = channel[~returning]
-        tally.new_referral += int(np.count_nonzero(first == Channel.REFERRAL))
-        tally.new_ads += int(np.count_nonzero(first == Channel.ADS))
-        tally.new_win_back += int(np.count_nonzero(returning))
+        new_referral = int(np.count_nonzero(referred))
+        tally.new_referral += new_referral
+        tally.new_ads += len(joiners) - win_backs - new_referral
+        tally.new_win_back += win_backs
         return joiners
 
     def _buying_chances(self, people: np.ndarray, heard):
@@ -489,7 +545,10 @@ class VectorModel(CustomerModel):
 
     def _factors(self, warning: np.ndarray) -> np.ndarray:
         """The factor on a prospect's chances by (review reader, detractor contacts), (2, D)."""
-        return np.stack([warning, warning * _F(self.review_multiplier())])
+        factor = np.empty((2, len(warning)), warning.dtype)  # np.stack's values, less overhead
+        factor[0] = warning
+        np.multiply(warning, _F(self.review_multiplier()), out=factor[1])
+        return factor
 
     def _chances(self, referral, factor) -> tuple[np.ndarray, np.ndarray]:
         """(referral, referral or advertising) chances from the referral chance of a prospect's
@@ -506,10 +565,11 @@ class VectorModel(CustomerModel):
             return
         eligible = people[since > w.wait]
         back = eligible[chosen(self.rng, len(eligible), w.rate)]
-        self.stage[back] = Stage.PROSPECT
-        self.satisfaction[back] = self.resting[back]
-        self.bad_count[back] = 0
-        tally.returned += len(back)
+        if len(back):
+            self.stage[back] = _PROSPECT
+            self.satisfaction[back] = self.resting[back]
+            self.bad_count[back] = 0
+            tally.returned += len(back)
 
     # --- stocks and tables ----------------------------------------------------------------------
 
@@ -541,7 +601,10 @@ class VectorModel(CustomerModel):
             np.full(len(customer), -1, np.int8),
             self.arpu[customer],
         )
-        cols = [np.concatenate(c) for c in zip(*self._closed, still, strict=True)]
+        closed = [
+            (*c[:4], np.full(len(c[0]), c[4], np.int32), *c[5:]) for c in self._closed
+        ]  # the churn step, kept as a number per step, as a column
+        cols = [np.concatenate(c) for c in zip(*closed, still, strict=True)]
         names = np.array([*self.causes, ""], dtype=object)
         return pd.DataFrame(
             {

@@ -11,20 +11,35 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from cxsim.metrics import churn_causes, label, t_quantile  # noqa: E402
+from cxsim.metrics import churn_causes, label, t_quantile
 
 COLOURS = ["#c0392b", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 STYLES = ["-", "--", ":"]
+
+
+@cache
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files, no window), loaded on first use: a
+    process that only hands the charts to a pool's painters (see :func:`start`) never loads
+    matplotlib, and the painters call this first (see :func:`cxsim.executors.warm_pool`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _formatter(fn):
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(fn)
 
 
 def _band(ax, steps: pd.DataFrame, metric: str, names: list[str], scale: float = 1.0,
@@ -45,7 +60,7 @@ def _money_axis(ax, currency: str, axis: str = "y") -> None:
     lims = ax.get_ylim() if axis == "y" else ax.get_xlim()
     top = max(abs(v) for v in lims)
     scale, unit = (1e9, "billions") if top >= 2e9 else (1e6, "millions") if top >= 2e6 else (1, "")
-    fmt = FuncFormatter(lambda v, _: f"{v / scale:,.0f}")
+    fmt = _formatter(lambda v, _: f"{v / scale:,.0f}")
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(fmt)
     (ax.set_ylabel if axis == "y" else ax.set_xlabel)(f"{currency} {unit}".strip())
@@ -53,18 +68,18 @@ def _money_axis(ax, currency: str, axis: str = "y") -> None:
 
 def _people_axis(ax, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    target.set_major_formatter(_formatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
 def _panel(title: str, xlabel: str, figsize=(8, 4.5)):
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = pyplot().subplots(figsize=figsize)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
@@ -170,7 +185,7 @@ class Charts:
 
     def nps_csat(self) -> Path:
         """NPS on its full scale (-100 to +100) and CSAT on 0-100%, so a gap is not magnified."""
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.5))
         for ax, metric, title, limits in zip(
             axes, ["nps", "csat"], ["Net Promoter Score", "Customer satisfaction (CSAT)"],
             [(-100, 100), (0, 100)], strict=True,

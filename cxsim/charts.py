@@ -73,6 +73,9 @@ def _people_axis(ax, axis: str = "y") -> None:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine, for which savefig would lay the figure out
+    # once more in a draw that renders nothing and changes nothing (a fifth of a chart's time).
+    fig.set_layout_engine(None)
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path

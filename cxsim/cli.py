@@ -184,7 +184,11 @@ def _run(args: argparse.Namespace) -> int:
     from cxsim import executors
 
     if (args.workers or os.cpu_count() or 1) > 1:
-        executors.warm_up("cxsim.experiment")  # the workers' imports, alongside this process's
+        # The workers' imports, alongside this process's; matplotlib too, once for both chart
+        # painters (see cxsim.charts.pyplot), which then start ready.
+        executors.warm_up(
+            "cxsim.experiment", "matplotlib.pyplot", "matplotlib.backends.backend_agg"
+        )
     from cxsim import charts
     from cxsim.experiment import run_experiment
     from cxsim.results import Plan, start, unwritten, write_experiment

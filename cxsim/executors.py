@@ -242,13 +242,13 @@ class _Worker:
         self.conn.close()
 
 
-def warm_up(task_module: str) -> None:
-    """Start the fork server now, loading the engines and ``task_module`` (the module of the
-    task function a pool will run) in it, so that the model is imported there while this
-    process does its own work (reading the scenarios, importing what it needs to collect and
-    write the results); the pool's workers then fork from it at once. Nothing to do where
-    workers are spawned (``_context`` starts the server)."""
-    _context([task_module])
+def warm_up(task_module: str, *more: str) -> None:
+    """Start the fork server now, loading the engines, ``task_module`` (the module of the task
+    function a pool will run) and the modules ``more`` in it, so that the model is imported
+    there while this process does its own work (reading the scenarios, importing what it needs
+    to collect and write the results); the pool's workers then fork from it at once. Nothing to
+    do where workers are spawned (``_context`` starts the server)."""
+    _context([task_module, *more])
 
 
 @contextmanager
@@ -256,9 +256,10 @@ def warm_pool(workers: int | None, prepare: Callable[[], object]
               ) -> Iterator[ProcessPoolExecutor | None]:  # fmt: skip
     """A local process pool of ``workers`` processes (default: every core) that start at once
     and call ``prepare`` (a module-level function), for work that comes later: the charts of a
-    run, drawn at its end by workers that loaded matplotlib while the runs went on
-    (``prepare``: :func:`cxsim.charts.pyplot`). None for a single worker (do the work in this
-    process). The workers stop when the block ends."""
+    run, drawn at its end by workers made ready while the runs went on (``prepare``:
+    :func:`cxsim.charts.pyplot`; ``cxsim run`` has the fork server load matplotlib, see
+    :func:`warm_up`). None for a single worker (do the work in this process). The workers stop
+    when the block ends."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         yield None

@@ -89,18 +89,26 @@ def _panel(title: str, xlabel: str, figsize=(8, 4.5)):
     return fig, ax
 
 
+OVER_STEPS = ["customers", "new_customers", "churn_by_cause", "nps_csat", "revenue_costs",
+              "lost_revenue"]  # fmt: skip
+"""The standard charts drawn from the runs' steps and summaries alone (every experiment has
+them), so a pool can draw them while the other tables are computed (see :func:`start`)."""
+
+
 class Charts:
     """The standard charts of one experiment, in the scenarios' units."""
 
-    def __init__(self, experiment, out: Path) -> None:
+    def __init__(self, experiment, out: Path, derived: bool = True) -> None:
+        """``derived``: also the tables computed from the runs (losses, differences, cohorts);
+        without them, only the charts in :data:`OVER_STEPS` can be drawn."""
         spec = experiment.scenarios[0]
         self.out = Path(out)
         self.names = experiment.names
         self.steps = experiment.steps[experiment.steps["step"] > 0]
         self.summaries = experiment.summaries
-        self.losses = experiment.loss_breakdown()
-        self.differences = experiment.differences()
-        self.cohorts = experiment.cohorts()
+        self.losses = experiment.loss_breakdown() if derived else None
+        self.differences = experiment.differences() if derived else None
+        self.cohorts = experiment.cohorts() if derived else None
         self.step = spec.time.step
         self.currency = spec.economics.currency
         self.represents = spec.population.represents
@@ -128,8 +136,7 @@ class Charts:
 
     def standard(self) -> list[str]:
         """The names of the standard charts of this experiment, in the report's order."""
-        names = ["customers", "new_customers", "churn_by_cause", "nps_csat", "revenue_costs",
-                 "lost_revenue", "lost_revenue_by_touchpoint"]  # fmt: skip
+        names = [*OVER_STEPS, "lost_revenue_by_touchpoint"]
         if len(self.names) > 1:
             names.append("net_benefit")
         if len(self.cohorts):
@@ -342,9 +349,15 @@ class Drawing:
 def start(experiment, out: Path, pool: ProcessPoolExecutor | None = None) -> Drawing:
     """Start drawing the standard charts: on ``pool``'s workers, one chart a task, while this
     process goes on; without a pool, here and now."""
+    if pool is None:
+        charts = Charts(experiment, out)
+        return Drawing([draw((charts, name)) for name in charts.standard()], [])
+    # The painters start on the charts over the steps at once, while this process computes the
+    # tables the others read (kept by the experiment for the tables written next).
+    early = Charts(experiment, out, derived=False)
+    futures = {name: pool.submit(draw, (early, name)) for name in OVER_STEPS}
     charts = Charts(experiment, out)
     names = charts.standard()
-    if pool is None:
-        return Drawing([draw((charts, name)) for name in names], [])
-    futures = [pool.submit(draw, (charts, name)) for name in names]
-    return Drawing([charts.path(name) for name in names], futures)
+    futures.update({name: pool.submit(draw, (charts, name)) for name in names
+                    if name not in futures})  # fmt: skip
+    return Drawing([charts.path(name) for name in names], [futures[name] for name in names])

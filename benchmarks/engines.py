@@ -213,8 +213,8 @@ def quick_start_child(out: str, launched: float) -> None:
 
     warm_up = executors.warm_up
 
-    def warm_up_then_hook(module: str) -> None:
-        warm_up(module)
+    def warm_up_then_hook(*modules: str) -> None:
+        warm_up(*modules)
         marks["fork server started"] = time.perf_counter() - started
         later()
 

@@ -189,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
         executors.warm_up(
             "cxsim.experiment", "matplotlib.pyplot", "matplotlib.backends.backend_agg"
         )
-    from cxsim import charts
+    # findings and report are for the end; loaded now, while the fork server starts.
+    from cxsim import charts, findings, report  # noqa: F401
     from cxsim.experiment import run_experiment
     from cxsim.results import Plan, start, unwritten, write_experiment
 

@@ -682,13 +682,15 @@ def command() -> None:
 
     Once the work is done and its files are closed, tearing down the interpreter's modules
     (pandas, NumPy, SciPy, Mesa...) one object at a time costs some 0.3 s of a run of a few
-    seconds and changes nothing on disk. So: flush the output, wait for any thread that is not a
-    daemon, run the exit handlers (multiprocessing's among them: it ends the pools' helper
-    processes and their semaphores), and end the process there."""
+    seconds and changes nothing on disk. So: run the exit handlers (multiprocessing's among
+    them: it ends the pools' helper processes and their semaphores), flush the output and end
+    the process there. If a thread that is not a daemon is still running (an executor left open
+    by a library, say Dask's), Python's own shutdown, which knows how to stop it, ends the
+    process instead."""
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    if any(t is not threading.current_thread() and not t.daemon and t.is_alive()
+           for t in threading.enumerate()):  # fmt: skip
+        sys.exit(code)
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()

@@ -176,28 +176,26 @@ QUICK_START = ["run", "scenarios/reactive.yaml", "scenarios/proactive.yaml"]
 
 def _cxsim() -> list[str]:
     found = shutil.which("cxsim", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-c", "import sys; from cxsim.cli import main; "
-                                  "sys.exit(main())"]  # fmt: skip
+    return [found] if found else [sys.executable, "-m", "cxsim.cli"]
 
 
-def quick_start_child(out: str) -> None:
-    """The README's main command in this process, timing its parts (printed as JSON)."""
+def quick_start_child(out: str, launched: float) -> None:
+    """The README's main command in this process, as the ``cxsim`` command runs it (its exit
+    too), timing its parts; prints them as JSON just before the process ends. ``launched``:
+    the parent's clock (time.time()) when it started this process."""
+    begun = time.time()
     started = time.perf_counter()
     import cxsim.cli as cli
 
     imported = time.perf_counter() - started
-    import cxsim.charts as charts
-    import cxsim.experiment as experiment
-    import cxsim.findings as findings
-    import cxsim.parts as parts
-    import cxsim.report as report
-    import cxsim.results as results
-
+    marks: dict[str, float] = {}  # when things began, in seconds since `started`
     spent: dict[str, float] = {}
 
-    def timing(inner, label: str):
+    def timing(inner, label: str, first: str | None = None):
         def wrapper(*args, **kwargs):
             t = time.perf_counter()
+            if first:
+                marks.setdefault(first, t - started)
             try:
                 return inner(*args, **kwargs)
             finally:
@@ -205,40 +203,83 @@ def quick_start_child(out: str) -> None:
 
         return wrapper
 
-    def timed(owner, name: str, label: str) -> None:
-        setattr(owner, name, timing(getattr(owner, name), label))
+    def timed(owner, name: str, label: str, first: str | None = None) -> None:
+        setattr(owner, name, timing(getattr(owner, name), label, first))
 
-    timed(experiment, "run_experiment", "simulating (pool, runs, saving parts)")
-    timed(parts, "save", "  saving each run as a part")
-    execute = experiment._execute
+    def later() -> None:  # the modules the command imports after it started the fork server
+        import cxsim.charts as charts
+        import cxsim.experiment as experiment
+        import cxsim.findings as findings
+        import cxsim.parts as parts
+        import cxsim.report as report
+        import cxsim.results as results
 
-    def first_result(*args):
-        t = time.perf_counter()
-        for n, item in enumerate(execute(*args)):
-            if n == 0:
-                spent["  pool start to first run back"] = time.perf_counter() - t
-            yield item
+        timed(experiment, "run_experiment", "simulating (pool, runs, saving parts)", "runs")
+        timed(parts, "save", "  saving each run as a part")
+        execute = experiment._execute
 
-    experiment._execute = first_result
-    for i, writer in enumerate(results.WRITERS):  # frozen dataclasses: replaced, not patched
-        results.WRITERS[i] = dataclasses.replace(
-            writer, write=timing(writer.write, "tables (CSV, Parquet)")
-        )
-    timed(charts.Drawing, "wait", "waiting for the charts (9 PNG)")
-    timed(findings, "report_content", "report.html")
-    timed(report, "write_report", "report.html")
+        def first_result(*args):
+            t = time.perf_counter()
+            for n, item in enumerate(execute(*args)):
+                if n == 0:
+                    spent["  pool start to first run back"] = time.perf_counter() - t
+                yield item
+
+        experiment._execute = first_result
+        for i, writer in enumerate(results.WRITERS):  # frozen dataclasses: replaced
+            results.WRITERS[i] = dataclasses.replace(
+                writer, write=timing(writer.write, "  tables (CSV, Parquet)")
+            )
+        timed(results, "write_experiment", "writing (tables, charts, report, manifest)")
+        timed(charts.Drawing, "wait", "  waiting for the charts (9 PNG)")
+        timed(findings, "report_content", "  report.html")
+        timed(report, "write_report", "  report.html")
+
+    # The command imports the modules timed here once its fork server is starting (on one core
+    # there is none): so does this one.
+    from cxsim import executors
+
+    warm_up = executors.warm_up
+
+    def warm_up_then_hook(*modules: str) -> None:
+        warm_up(*modules)
+        marks["fork server started"] = time.perf_counter() - started
+        later()
+
+    executors.warm_up = warm_up_then_hook
+    if (os.cpu_count() or 1) == 1:
+        later()
+    timed(cli, "_plan", "reading the scenarios (plan)")
     timed(cli, "_print_figures", "printing the figures")
+    main = cli.main
+
+    def main_timed(argv=None):
+        t = time.perf_counter()
+        try:
+            return main(argv)
+        finally:
+            spent["main"] = time.perf_counter() - t
+
+    cli.main = main_timed
     Path(out).mkdir(parents=True, exist_ok=True)  # the run writes a new folder inside
     quiet = open(Path(out) / "stdout.txt", "w")  # noqa: SIM115 (closed below)
-    stdout, sys.stdout = sys.stdout, quiet
-    try:
-        t = time.perf_counter()
-        cli.main([*QUICK_START, "--out", out])
-        main_s = time.perf_counter() - t
-    finally:
+    stdout = sys.stdout
+
+    def report() -> None:  # an exit handler: the command runs them as it ends
         sys.stdout = stdout
         quiet.close()
-    print(json.dumps({"imports": imported, "main": main_s, **spent}))
+        spent["ended"] = time.time()
+        spent["interpreter start"] = begun - launched
+        print(json.dumps({"imports": imported, **marks, **spent}), flush=True)
+
+    import atexit
+
+    atexit.register(report)
+    sys.stdout = quiet
+    sys.argv = ["cxsim", *QUICK_START, "--out", out]
+    if hasattr(cli, "command"):
+        cli.command()  # ends the process
+    sys.exit(main_timed())
 
 
 def _adopt_orphans() -> bool:
@@ -295,11 +336,13 @@ def quick_start(repeats: int, against: str | None = None) -> dict:
                 others.append(_wall([against], f"{tmp}/a{i}"))
             runs.append(_wall(_cxsim(), f"{tmp}/w{i}"))
         t = time.perf_counter()
+        launched = time.time()
         done = subprocess.run(
-            [sys.executable, __file__, "--quick-start-child", f"{tmp}/parts"],
+            [sys.executable, __file__, "--quick-start-child", f"{tmp}/parts", str(launched)],
             cwd=ROOT, check=True, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - t
+        exited = time.time()
     parts = json.loads(done.stdout.strip().splitlines()[-1])
     median = statistics.median(w for w, _ in runs)
     print(_runs("   ", runs, counted))
@@ -312,16 +355,34 @@ def quick_start(repeats: int, against: str | None = None) -> dict:
             share += f" and {cpu:.2f} of its CPU time"
         print(share)
     print(f"   one more run, timed inside: {wall:.2f} s wall, of which")
-    print(f"     {'interpreter start':<40} {wall - parts['imports'] - parts['main']:6.2f} s")
-    print(f"     {'imports (cxsim.cli)':<40} {parts['imports']:6.2f} s")
-    outside = parts["main"]
-    for key, value in parts.items():
-        if key in ("imports", "main"):
-            continue
-        print(f"     {key:<40} {value:6.2f} s")
+
+    def line(label: str, value: float) -> None:
+        print(f"     {label:<44} {value:6.2f} s")
+
+    line("interpreter start", parts.pop("interpreter start"))
+    line("imports (cxsim.cli)", parts.pop("imports"))
+    for key in ("fork server started", "runs"):
+        if key in parts:
+            print(f"     {'(' + key + ' at':<44} {parts.pop(key):6.2f} s)")
+    outside = parts.pop("main")
+    ended = parts.pop("ended")
+    order = [
+        "reading the scenarios (plan)",
+        "simulating (pool, runs, saving parts)",
+        "  pool start to first run back",
+        "  saving each run as a part",
+        "writing (tables, charts, report, manifest)",
+        "  tables (CSV, Parquet)",
+        "  report.html",
+        "  waiting for the charts (9 PNG)",
+        "printing the figures",
+    ]
+    for key in sorted(parts, key=lambda k: order.index(k) if k in order else len(order)):
+        line(key, parts[key])
         if not key.startswith("  "):
-            outside -= value
-    print(f"     {'the rest (plan, manifest, folder)':<40} {outside:6.2f} s")
+            outside -= parts[key]
+    line("the rest (imports, folder, lock, pool start)", outside)
+    line("exit (after the command's last line)", exited - ended)
     return {"median": median, **parts}
 
 
@@ -379,14 +440,14 @@ def main() -> None:
         help="only the vector engine, side by side with the code of another checkout DIR",
     )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--quick-start-child", help=argparse.SUPPRESS)
+    parser.add_argument("--quick-start-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()  # fmt: skip
     if args.child:
         engine, scenario, people, steps, *kind = args.child
         child(engine, scenario, int(people), int(steps), kind[0] if kind else None)
         return
     if args.quick_start_child:
-        quick_start_child(args.quick_start_child)
+        quick_start_child(args.quick_start_child[0], float(args.quick_start_child[1]))
         return
     if args.quick_start:
         quick_start(1 if args.quick else 5, args.against)

@@ -16,6 +16,10 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+ENGINE_NAMES = ("vector", "agents")
+"""The model's engines by name (:data:`cxsim.engines.ENGINES` maps each to its class); here
+rather than in :mod:`cxsim.scenario`, so the command line names them without loading pydantic."""
+
 _WHERE = {
     "ENGINES": "cxsim.engines",
     "AgentsModel": "cxsim.engines",
@@ -30,7 +34,7 @@ _WHERE = {
     "Scenario": "cxsim.scenario",
 }
 
-__all__ = sorted([*_WHERE, "compat"])
+__all__ = sorted([*_WHERE, "ENGINE_NAMES", "compat"])
 
 
 def __getattr__(name: str):

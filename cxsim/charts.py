@@ -11,20 +11,35 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from cxsim.metrics import churn_causes, label, t_quantile  # noqa: E402
+from cxsim.metrics import churn_causes, label, t_quantile
 
 COLOURS = ["#c0392b", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 STYLES = ["-", "--", ":"]
+
+
+@cache
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files, no window), loaded on first use: a
+    process that only hands the charts to a pool's painters (see :func:`start`) never loads
+    matplotlib, and the painters call this first (see :func:`cxsim.executors.warm_pool`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _formatter(fn):
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(fn)
 
 
 def _band(ax, steps: pd.DataFrame, metric: str, names: list[str], scale: float = 1.0,
@@ -45,7 +60,7 @@ def _money_axis(ax, currency: str, axis: str = "y") -> None:
     lims = ax.get_ylim() if axis == "y" else ax.get_xlim()
     top = max(abs(v) for v in lims)
     scale, unit = (1e9, "billions") if top >= 2e9 else (1e6, "millions") if top >= 2e6 else (1, "")
-    fmt = FuncFormatter(lambda v, _: f"{v / scale:,.0f}")
+    fmt = _formatter(lambda v, _: f"{v / scale:,.0f}")
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(fmt)
     (ax.set_ylabel if axis == "y" else ax.set_xlabel)(f"{currency} {unit}".strip())
@@ -53,36 +68,47 @@ def _money_axis(ax, currency: str, axis: str = "y") -> None:
 
 def _people_axis(ax, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    target.set_major_formatter(_formatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine, for which savefig would lay the figure out
+    # once more in a draw that renders nothing and changes nothing (a fifth of a chart's time).
+    fig.set_layout_engine(None)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
 def _panel(title: str, xlabel: str, figsize=(8, 4.5)):
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = pyplot().subplots(figsize=figsize)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     return fig, ax
 
 
+OVER_STEPS = ["customers", "new_customers", "churn_by_cause", "nps_csat", "revenue_costs",
+              "lost_revenue"]  # fmt: skip
+"""The standard charts drawn from the runs' steps and summaries alone (every experiment has
+them), so a pool can draw them while the other tables are computed (see :func:`start`)."""
+
+
 class Charts:
     """The standard charts of one experiment, in the scenarios' units."""
 
-    def __init__(self, experiment, out: Path) -> None:
+    def __init__(self, experiment, out: Path, derived: bool = True) -> None:
+        """``derived``: also the tables computed from the runs (losses, differences, cohorts);
+        without them, only the charts in :data:`OVER_STEPS` can be drawn."""
         spec = experiment.scenarios[0]
         self.out = Path(out)
         self.names = experiment.names
         self.steps = experiment.steps[experiment.steps["step"] > 0]
         self.summaries = experiment.summaries
-        self.losses = experiment.loss_breakdown()
-        self.differences = experiment.differences()
-        self.cohorts = experiment.cohorts()
+        self.losses = experiment.loss_breakdown() if derived else None
+        self.differences = experiment.differences() if derived else None
+        self.cohorts = experiment.cohorts() if derived else None
         self.step = spec.time.step
         self.currency = spec.economics.currency
         self.represents = spec.population.represents
@@ -110,8 +136,7 @@ class Charts:
 
     def standard(self) -> list[str]:
         """The names of the standard charts of this experiment, in the report's order."""
-        names = ["customers", "new_customers", "churn_by_cause", "nps_csat", "revenue_costs",
-                 "lost_revenue", "lost_revenue_by_touchpoint"]  # fmt: skip
+        names = [*OVER_STEPS, "lost_revenue_by_touchpoint"]
         if len(self.names) > 1:
             names.append("net_benefit")
         if len(self.cohorts):
@@ -170,7 +195,7 @@ class Charts:
 
     def nps_csat(self) -> Path:
         """NPS on its full scale (-100 to +100) and CSAT on 0-100%, so a gap is not magnified."""
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.5))
         for ax, metric, title, limits in zip(
             axes, ["nps", "csat"], ["Net Promoter Score", "Customer satisfaction (CSAT)"],
             [(-100, 100), (0, 100)], strict=True,
@@ -324,9 +349,15 @@ class Drawing:
 def start(experiment, out: Path, pool: ProcessPoolExecutor | None = None) -> Drawing:
     """Start drawing the standard charts: on ``pool``'s workers, one chart a task, while this
     process goes on; without a pool, here and now."""
+    if pool is None:
+        charts = Charts(experiment, out)
+        return Drawing([draw((charts, name)) for name in charts.standard()], [])
+    # The painters start on the charts over the steps at once, while this process computes the
+    # tables the others read (kept by the experiment for the tables written next).
+    early = Charts(experiment, out, derived=False)
+    futures = {name: pool.submit(draw, (early, name)) for name in OVER_STEPS}
     charts = Charts(experiment, out)
     names = charts.standard()
-    if pool is None:
-        return Drawing([draw((charts, name)) for name in names], [])
-    futures = [pool.submit(draw, (charts, name)) for name in names]
-    return Drawing([charts.path(name) for name in names], futures)
+    futures.update({name: pool.submit(draw, (charts, name)) for name in names
+                    if name not in futures})  # fmt: skip
+    return Drawing([charts.path(name) for name in names], [futures[name] for name in names])

@@ -8,6 +8,7 @@ the model: one line naming the point, status 1.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shlex
@@ -18,19 +19,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cxsim import guards
-from cxsim.errors import PartError, ResultsError
+# Only light modules here: ``cxsim run`` starts the pool's fork server, which imports the
+# model, before this process loads pydantic, NumPy and pandas for its own part.
+from cxsim import ENGINE_NAMES
+from cxsim.errors import PartError, ResultsError, ScenarioError
 from cxsim.executors import WorkerDied, deaths_line
-from cxsim.loading import (
-    ScenarioError,
-    apply_overrides,
-    load_scenario,
-    load_scenarios,
-    scenario_yaml,
-)
-from cxsim.scenario import ENGINE_NAMES, Scenario
 from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop
+
+if TYPE_CHECKING:
+    from cxsim.scenario import Scenario
 
 
 class UsageError(Exception):
@@ -185,7 +184,13 @@ def _run(args: argparse.Namespace) -> int:
     from cxsim import executors
 
     if (args.workers or os.cpu_count() or 1) > 1:
-        executors.warm_up("cxsim.experiment")  # the workers' imports, alongside this process's
+        # The workers' imports, alongside this process's; matplotlib too, once for both chart
+        # painters (see cxsim.charts.pyplot), which then start ready.
+        executors.warm_up(
+            "cxsim.experiment", "matplotlib.pyplot", "matplotlib.backends.backend_agg"
+        )
+    # findings and report are for the end; loaded now, while the fork server starts.
+    from cxsim import charts, findings, report  # noqa: F401
     from cxsim.experiment import run_experiment
     from cxsim.results import Plan, start, unwritten, write_experiment
 
@@ -218,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
     # The chart painters start now and load matplotlib while the runs go on.
     with _kept_on_interrupt(out, planned, plan.precision, resume), \
             _second_interrupt_exits(out, resume), Session(out), \
-            executors.warm_pool(args.workers, "cxsim.charts") as painters:  # fmt: skip
+            executors.warm_pool(args.workers, charts.pyplot) as painters:  # fmt: skip
         try:
             if args.resume:
                 plan = Plan.load(out)  # again, holding the folder: another may have finished it
@@ -317,6 +322,8 @@ def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
 
 
 def _plan(args: argparse.Namespace):
+    from cxsim import guards
+    from cxsim.loading import apply_overrides, load_scenarios
     from cxsim.results import Plan
 
     specs = load_scenarios(args.scenarios, args.overrides)
@@ -389,6 +396,8 @@ def _print_figures(experiment) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from cxsim.loading import load_scenario
+
     spec = load_scenario(args.scenario, args.overrides)
     if spec.calibration is not None:
         return _fit_observed(args, spec)
@@ -502,6 +511,9 @@ def _walk_away_fit(args: argparse.Namespace, spec: Scenario, brief: bool) -> int
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from cxsim import guards
+    from cxsim.loading import load_scenarios, scenario_yaml
+
     specs = load_scenarios(args.scenarios, args.overrides)
     for path, spec in zip(args.scenarios, specs, strict=True):
         guards.check(spec, path, runs=spec.run.replications)  # before any is reported ok
@@ -628,6 +640,7 @@ def _dask_client(address: str):
 
 def _schema(args: argparse.Namespace) -> int:
     from cxsim import reference
+    from cxsim.scenario import Scenario
 
     if args.sweep:
         from cxsim.sweep.spec import SweepSpec
@@ -663,5 +676,29 @@ COMMANDS = {
     "dashboard": _dashboard,
 }
 
+
+def command() -> None:
+    """The ``cxsim`` command (and ``python -m cxsim.cli``): :func:`main`, then a quick exit.
+
+    Once the work is done and its files are closed, tearing down the interpreter's modules
+    (pandas, NumPy, SciPy, Mesa...) one object at a time costs some 0.3 s of a run of a few
+    seconds and changes nothing on disk. So: run the exit handlers (multiprocessing's among
+    them: it ends the pools' helper processes and their semaphores), flush the output and end
+    the process there. If a thread that is not a daemon is still running (an executor left open
+    by a library, say Dask's), Python's own shutdown, which knows how to stop it, ends the
+    process instead."""
+    code = main()
+    if any(t is not threading.current_thread() and not t.daemon and t.is_alive()
+           for t in threading.enumerate()):  # fmt: skip
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`cxsim run ... | head`): as Python would
+        code = code or 120
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

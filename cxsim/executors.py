@@ -31,7 +31,6 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import import_module
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Protocol
@@ -243,29 +242,30 @@ class _Worker:
         self.conn.close()
 
 
-def warm_up(task_module: str) -> None:
-    """Start the fork server now, loading the engines and ``task_module`` (the module of the
-    task function a pool will run) in it, so that the model is imported there while this
-    process does its own work (reading the scenarios, importing what it needs to collect and
-    write the results); the pool's workers then fork from it at once. Nothing to do where
-    workers are spawned (``_context`` starts the server)."""
-    _context([task_module])
+def warm_up(task_module: str, *more: str) -> None:
+    """Start the fork server now, loading the engines, ``task_module`` (the module of the task
+    function a pool will run) and the modules ``more`` in it, so that the model is imported
+    there while this process does its own work (reading the scenarios, importing what it needs
+    to collect and write the results); the pool's workers then fork from it at once. Nothing to
+    do where workers are spawned (``_context`` starts the server)."""
+    _context([task_module, *more])
 
 
 @contextmanager
-def warm_pool(workers: int | None, module: str) -> Iterator[ProcessPoolExecutor | None]:
+def warm_pool(workers: int | None, prepare: Callable[[], object]
+              ) -> Iterator[ProcessPoolExecutor | None]:  # fmt: skip
     """A local process pool of ``workers`` processes (default: every core) that start at once
-    and import ``module``, for work that comes later: the charts of a run, drawn at its end by
-    workers that loaded matplotlib while the runs went on. None for a single worker (do the
-    work in this process). The workers stop when the block ends."""
+    and call ``prepare`` (a module-level function), for work that comes later: the charts of a
+    run, drawn at its end by workers made ready while the runs went on (``prepare``:
+    :func:`cxsim.charts.pyplot`; ``cxsim run`` has the fork server load matplotlib, see
+    :func:`warm_up`). None for a single worker (do the work in this process). The workers stop
+    when the block ends."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         yield None
         return
     context = _context([])
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=import_module, initargs=(module,)
-    ) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=prepare) as pool:
         for _ in range(workers):  # a task each makes the pool start every worker now
             pool.submit(os.getpid)
         yield pool

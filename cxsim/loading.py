@@ -29,30 +29,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cxsim import units
+from cxsim.errors import ScenarioError  # raised here; in errors for the command line
 from cxsim.scenario import Scenario, listed
-
-
-class ScenarioError(Exception):
-    """A scenario that cannot be used; the message is meant for the user as it is.
-
-    A quoted value in it longer than a line allows (a pasted paragraph, a million digits) is
-    cut in the middle, and so is a number of more than 60 digits, so that every problem stays
-    one readable line.
-    """
-
-    def __init__(self, message: str) -> None:
-        message = _QUOTED.sub(_cut_quoted, message)
-        super().__init__(_DIGITS.sub(lambda m: f"{m[0][:20]}... ({len(m[0])} digits)", message))
-
-
-_DIGITS = re.compile(r"\d{60,}")
-_QUOTED = re.compile(r"'[^'\n]{100,}'" + r'|"[^"\n]{100,}"')
-
-
-def _cut_quoted(match: re.Match) -> str:
-    text = match.group(0)
-    return f"{text[:60]}...{text[-20:]}"
-
 
 Path_ = tuple[str | int, ...]
 Origin = tuple[str, int]

@@ -375,24 +375,28 @@ def cohort_retention(customers: pd.DataFrame, horizon: int, period: int) -> pd.D
     (cohort 0 is the customers at the start). Only spells old enough to be observed at a tenure
     count towards it. Columns: scenario, cohort_start, tenure, spells, retained.
     """
-    rows = []
-    frame = customers.copy()
-    frame["cohort_start"] = np.where(
-        frame["acquired_step"] == 0, 0, ((frame["acquired_step"] - 1) // period) * period + 1
-    )
-    churn = frame["churn_step"].to_numpy(np.int64)
+    codes, names = pd.factorize(customers["scenario"], sort=True)
+    acquired = customers["acquired_step"].to_numpy(np.int64)
+    cohort = np.where(acquired == 0, 0, ((acquired - 1) // period) * period + 1)
+    churn = customers["churn_step"].to_numpy(np.int64)
     left = np.where(churn >= 0, churn, horizon + 1)  # still a customer: past the horizon
-    frame["lifetime"] = left - frame["acquired_step"].to_numpy(np.int64)
-    for (scenario, start), group in frame.groupby(["scenario", "cohort_start"], sort=True):
+    lifetime = left - acquired
+    # The spells of each (scenario, cohort), in that order, as runs of one sorted index.
+    order = np.lexsort((cohort, codes))
+    cut = np.flatnonzero(np.diff(codes[order]) | np.diff(cohort[order])) + 1
+    rows = []
+    for group in np.split(order, cut) if len(order) else []:
+        mine, lived = acquired[group], lifetime[group]
         for tenure in range(period, horizon + 1, period):
-            seen = group[group["acquired_step"] + tenure <= horizon]
-            if not len(seen):
+            seen = mine + tenure <= horizon
+            spells = int(np.count_nonzero(seen))
+            if not spells:
                 break
             rows.append({
-                "scenario": scenario,
-                "cohort_start": int(start),
+                "scenario": names[codes[group[0]]],
+                "cohort_start": int(cohort[group[0]]),
                 "tenure": tenure,
-                "spells": len(seen),
-                "retained": float((seen["lifetime"] > tenure).mean()),
+                "spells": spells,
+                "retained": np.count_nonzero(lived[seen] > tenure) / spells,
             })  # fmt: skip
     return pd.DataFrame(rows)

@@ -25,8 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-ENGINE_NAMES = ("vector", "agents")
-"""The model's engines by name (:data:`cxsim.engines.ENGINES` maps each to its class)."""
+from cxsim import ENGINE_NAMES
 
 STAGES = ("prospect", "onboarding", "active")
 """Journey stages at which a touchpoint can be visited (churned people visit none)."""

@@ -83,13 +83,13 @@ def test_derived_tables_are_computed_once_and_not_shared_by_copies(experiment):
 
 
 def test_charts_drawn_by_a_pool_are_the_charts_drawn_here(experiment, tmp_path):
-    from cxsim.charts import write_all
+    from cxsim.charts import pyplot, write_all
     from cxsim.executors import warm_pool
 
     (tmp_path / "here").mkdir()
     (tmp_path / "pool").mkdir()
     here = write_all(experiment, tmp_path / "here")
-    with warm_pool(2, "cxsim.charts") as pool:
+    with warm_pool(2, pyplot) as pool:
         there = write_all(experiment, tmp_path / "pool", pool)
     assert [p.name for p in there] == [p.name for p in here] and len(here) == 9
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))

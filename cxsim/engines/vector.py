@@ -2,10 +2,12 @@
 
 Every step is a sequence of array expressions over index groups fixed at the start of the step
 (prospects, onboarding, active, churned), calling the same :mod:`cxsim.rules` functions as the
-agents engine, so the step stays synchronous. Neighbour counts are one sparse product with the
-network's adjacency matrix. Rare independent events with one chance for everyone (outreach,
-reviews, returns, problems) are drawn as a binomial count and a uniform subset, which has the
-same distribution as one coin per person and needs far fewer random numbers.
+agents engine, so the step stays synchronous. Each person's promoter and detractor contacts are
+kept as one packed int32 and updated from the few people whose voice changed; with few contacts
+that number is also the prospect's place in a table of buying chances made once a step. Rare
+independent events with one chance for everyone (outreach, reviews, returns, problems) are drawn
+as a binomial count and a uniform subset, which has the same distribution as one coin per person
+and needs far fewer random numbers. How the step was profiled and cut: docs/SCALING.md.
 """
 
 from __future__ import annotations

@@ -166,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     except InterruptedRun as stop:
         print(f"\ncxsim: interrupted. {stop}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read the output left (`cxsim run ... | head`)
+        # What was written stays; the unread output goes nowhere, so that the exit's own flush
+        # cannot fail again; and, as the shell reports a command a closed pipe stopped, 141.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
     except KeyboardInterrupt:  # before the work began (reading the scenarios or the plan)
         folder = getattr(args, "resume", None)
         if folder:  # a folder being resumed keeps what it had

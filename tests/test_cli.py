@@ -97,6 +97,18 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
     assert "break-even programme cost" in printed and "by touchpoint" in printed
 
 
+def test_a_closed_output_pipe_ends_quietly_and_keeps_the_results(tmp_path):
+    """`cxsim run ... | head`: the reader goes away before the figures are printed."""
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "cxsim.cli", *args, *SMALL]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as cxsim:
+        cxsim.stdout.close()  # nobody will read what it prints
+        stderr = cxsim.stderr.read().decode()
+        assert cxsim.wait(timeout=300) == 141
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert (_only_folder(tmp_path) / "report.html").exists()
+
+
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
     args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--out", str(tmp_path), *SMALL]
     assert main(args) == 0

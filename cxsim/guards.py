@@ -32,7 +32,14 @@ from cxsim.scenario import Scenario
 PERSON_BYTES = {"vector": 80, "agents": 1_500}
 """Peak bytes per simulated person, by engine (see the module docstring)."""
 EDGE_BYTES = {"vector": 70, "agents": 500}
-"""Peak bytes per network edge, by engine."""
+"""Peak bytes per network edge, by engine (the vector engine's: an Erdos-Renyi network, drawn as
+an edge list first); the kinds built otherwise are in NETWORK_EDGE_BYTES."""
+NETWORK_EDGE_BYTES = {
+    ("vector", "ring"): 30,  # built in blocks of sort keys: ~28 measured
+    ("vector", "watts_strogatz"): 30,
+    ("vector", "barabasi_albert"): 120,  # its generator's lists: ~115 measured
+}
+"""Peak bytes per network edge where the kind of network matters, by (engine, kind)."""
 METRIC_VALUE_BYTES = 40
 """One recorded per-step value: a Python float in the collector's list plus its table copy."""
 SPELL_BYTES = 100
@@ -47,6 +54,12 @@ MAX_ARPU_SPREAD = 100.0
 """Largest ARPU sd as a multiple of its mean: a lognormal wider than that overflows float32."""
 MAX_MONEY = 1e30
 """Largest money a run may add up (revenue, costs) before float arithmetic loses it."""
+
+
+def edge_bytes(engine: str, kind: str) -> int:
+    """Peak bytes per edge of a ``kind`` network built for ``engine``."""
+    default = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
+    return NETWORK_EDGE_BYTES.get((engine, kind), default)
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ def estimate(spec: Scenario, engine: str = "vector", runs: int = 1) -> Estimate:
     # machine has anyway, and an integer of 10^400 people cannot be made a float at all.
     n = float(min(spec.population.size, 10**18))
     per_person = PERSON_BYTES.get(engine, max(PERSON_BYTES.values()))
-    per_edge = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
+    per_edge = edge_bytes(engine, spec.network.kind.value)
     edges = 0
     if spec.network.kind.value != "well_mixed":
         # mean_degree/2 edges per person, but never more than every pair once.

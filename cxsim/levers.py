@@ -63,11 +63,6 @@ class Levers:
         return self.draws[stage]
 
     @cached_property  # a frozen dataclass without slots: cached in the instance's __dict__
-    def detects(self) -> bool:
-        """Some touchpoint's new problems can be detected (else none ever is)."""
-        return bool(np.any(self.detection > 0))
-
-    @cached_property
     def uniform_severity(self) -> bool:
         """Every bad experience weighs 1 (then counts stay whole numbers)."""
         return bool(np.all(self.severity == 1.0))

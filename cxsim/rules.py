@@ -7,6 +7,8 @@ per step unless stated; shares and probabilities are 0-1; satisfaction is 0-1.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import expit
 
@@ -77,24 +79,20 @@ def update_satisfaction(s, resting, n_good, n_bad, relaxation, gain, loss):
     return s * _power(1.0 - loss, n_bad, s)
 
 
-_POWERS: dict[tuple, np.ndarray] = {}  # tables of _power, by (base, largest count, dtype)
-
-
 def _power(base: float, counts, like):
-    """base ** counts; for an integer array, looked up from a table (pow per element is slow).
-
-    The table is made once per base, length and dtype and kept: the same values as making it
-    each call, without three array operations a step."""
+    """base ** counts; for an integer array, looked up from a table (pow per element is slow)."""
     if isinstance(counts, np.ndarray) and counts.dtype.kind in "iu" and counts.size:
-        key = (base, int(counts.max()), getattr(like, "dtype", np.float64))
-        table = _POWERS.get(key)
-        if table is None:
-            if len(_POWERS) > 4096:  # many parameter sets (a fit): start again
-                _POWERS.clear()
-            table = (base ** np.arange(key[1] + 1, dtype=np.float64)).astype(key[2])
-            _POWERS[key] = table
-        return table.take(counts)
+        dtype = np.dtype(getattr(like, "dtype", np.float64))
+        return _powers(base, int(counts.max()), dtype).take(counts)
     return base**counts
+
+
+@lru_cache(maxsize=4096)
+def _powers(base: float, largest: int, dtype: np.dtype) -> np.ndarray:
+    """base ** 0..largest in ``dtype``, made once per (base, largest, dtype): read only."""
+    table = (base ** np.arange(largest + 1, dtype=np.float64)).astype(dtype)
+    table.flags.writeable = False
+    return table
 
 
 def likelihood_to_recommend(s):
@@ -216,16 +214,6 @@ def expected_revenue(arpu, hazard, steps):
     """Expected revenue (undiscounted) over the next ``steps`` steps from a customer paying
     ``arpu`` per step who leaves with chance ``hazard`` per step: sum over t < steps of
     arpu (1 - hazard)^t (``steps`` at hazard 0)."""
-    if (
-        isinstance(hazard, np.ndarray)
-        and hazard.size
-        and np.ndim(steps) == 0
-        and steps > 0
-        and hazard.min() > 0.0
-        and hazard.max() < 1.0
-    ):  # the usual case: no clipping, no zero hazard, so none of the cases below (same values)
-        less = -hazard
-        return arpu * (np.expm1(steps * np.log1p(less)) / less)
     hazard = np.minimum(np.maximum(hazard, 0.0), 1.0)  # np.clip's values, at half its cost
     with np.errstate(divide="ignore", invalid="ignore"):
         # 1 - (1 - h)^n as -expm1(n log1p(-h)): no cancellation when h is tiny

@@ -307,12 +307,19 @@ def test_cohort_retention_of_the_first_customers_is_their_survival_curve():
     assert np.allclose(cohorts["retained"], expected)
 
 
-def test_vector_word_of_mouth_counts_are_the_same_packed_or_apart():
+@pytest.mark.parametrize(
+    "dense",  # dense: people with hundreds of promoter contacts (more than an int8 holds)
+    [{}, {"network.mean_degree": 300, "population.customers": 300, "population.prospects": 100}],
+)
+def test_vector_word_of_mouth_counts_are_the_same_packed_or_apart(dense):
     from cxsim.engines import VectorModel
 
-    spec = small(ALL_MECHANISMS, network__kind="barabasi_albert")
+    spec = apply_overrides(small(ALL_MECHANISMS, network__kind="barabasi_albert"), dense)
     packed, apart = VectorModel(spec, rng=6), VectorModel(spec, rng=6)
     apart._packed = False  # the path taken when someone has 32,768 or more contacts
+    if dense:  # every customer a promoter at the start
+        for model in (packed, apart):
+            model.satisfaction[:] = 0.95
     pd.testing.assert_frame_equal(packed.run().metrics_frame(), apart.run().metrics_frame())
 
 

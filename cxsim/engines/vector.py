@@ -105,7 +105,6 @@ class VectorModel(CustomerModel):
         self.cause = np.full(n, -1, np.int8)
         self.well_mixed = self.spec.network.kind is NetworkKind.well_mixed
         degree = self.adjacency.degree() if self.adjacency is not None else np.zeros(1)
-        self._degree = degree
         # Word of mouth counts both voices in one int32: promoters + detractors x base, with a
         # base a power of two above anyone's number of contacts, so shifts and masks take the
         # counts apart (well mixed: the counts are market-wide).
@@ -200,12 +199,17 @@ class VectorModel(CustomerModel):
         voices[recent] = self._voice_churned.take(recent_ltr)
         voices[customers] = self._voice_customer.take(ltr)
         if not self._packed:  # someone has 32,768+ contacts: count the two apart
-            promoters = (self.adjacency @ (voices == 1).view(np.int8))[prospects]
-            detractors = (self.adjacency @ (voices == base).view(np.int8))[prospects]
-            readers = self.reads_reviews[prospects]
-            return promoters + base * (detractors + base * readers.astype(np.int64))
+            # (int32 sums: an int8 one would wrap past 127 contacts)
+            promoters = (self.adjacency @ (voices == 1).astype(np.int32)).take(prospects)
+            detractors = (self.adjacency @ (voices == base).astype(np.int32)).take(prospects)
+            marks = self._reader_marks(self.reads_reviews.take(prospects), np.int64)
+            return promoters + base * detractors.astype(np.int64) + marks
         self._hear(voices)
         return self._heard.take(prospects)
+
+    def _reader_marks(self, reads: np.ndarray, dtype=np.int32) -> np.ndarray:
+        """The review readers' part of the key: base^2 for a reader, 0 for anyone else."""
+        return reads.astype(dtype) << 2 * self._shift
 
     def _hear(self, voices: np.ndarray) -> None:
         """Bring every person's key to the prospects' chance table up to date with this step's
@@ -218,18 +222,17 @@ class VectorModel(CustomerModel):
         linear in the voices, so a packed difference (which may be negative) adds exactly.
         """
         if self._heard is None:  # before the first step: nobody heard, only the readers' mark
-            self._heard = self.reads_reviews.astype(np.int32) << 2 * self._shift
+            self._heard = self._reader_marks(self.reads_reviews)
             self._voices = np.zeros(self.n, np.int32)
         changed = (voices != self._voices).nonzero()[0]
         # Sending the changes costs some 5 ns per contact reached, the full product some 8 ns
         # per entry of the adjacency: above about half the people, the product is cheaper.
         if len(changed) > self.n // 2:
-            self._heard = self.adjacency @ voices
-            self._heard[self.reads_reviews] += np.int32(self._base**2)
+            self._heard = self.adjacency @ voices + self._reader_marks(self.reads_reviews)
         elif len(changed):
             indptr, indices = self.adjacency.indptr, self.adjacency.indices
             start = indptr.take(changed)
-            lengths = self._degree.take(changed)
+            lengths = indptr.take(changed + 1) - start
             # Positions of the changed people's contacts in ``indices``, run after run.
             ends = np.cumsum(lengths)
             at = np.arange(ends[-1] if len(ends) else 0) + np.repeat(
@@ -311,10 +314,8 @@ class VectorModel(CustomerModel):
             u = rng.random(len(arising))
             where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
             found, delight = rng.random(len(arising)), rng.random(len(arising))
-            n_detected = 0
-            if lv.detects:  # else a uniform is never below 0: nothing is detected
-                detected = found < lv.detection[where]
-                n_detected = int(np.count_nonzero(detected))
+            detected = found < lv.detection[where]
+            n_detected = int(np.count_nonzero(detected))
             tally.problems_detected += n_detected
             if n_detected:
                 delighted = arising[detected & (delight < lv.detection_delight)]

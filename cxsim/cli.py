@@ -419,7 +419,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     """Fit the calibration section's unknowns, print the fit, write the calibrated variant."""
     from cxsim.fitting import describe, fit, set_arguments, variant_text
-    from cxsim.results import _atomic
+    from cxsim.workfolder import atomic
 
     cal = spec.calibration
     observed = [k for k, v in cal.observed.model_dump().items() if v is not None]
@@ -450,7 +450,7 @@ def _fit_observed(args: argparse.Namespace, spec: Scenario) -> int:
     print(describe(result))
     try:
         text = variant_text(spec, source, out, result)
-        _atomic(out, lambda p: p.write_text(text, encoding="utf-8"))  # whole or untouched
+        atomic(out, lambda p: p.write_text(text, encoding="utf-8"))  # whole or untouched
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot be written ({exc.strerror})") from None
     print(f"\nWrote the calibrated scenario to {out} (base: {source.name} and the fitted keys).")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import re
 import shlex
@@ -33,7 +32,7 @@ from cxsim.errors import ResultsError
 from cxsim.experiment import Experiment, Precision
 from cxsim.loading import validate
 from cxsim.scenario import Scenario
-from cxsim.workfolder import PARTS, PLAN, SESSIONS, manifest_sessions, staged
+from cxsim.workfolder import PARTS, PLAN, SESSIONS, atomic, manifest_sessions, staged
 
 PACKAGES = ["cxsim", "mesa", "numpy", "scipy", "pandas", "networkx", "pydantic", "matplotlib",
             "pyarrow", "jinja2"]  # fmt: skip
@@ -116,7 +115,7 @@ class Plan:
             "command": self.command,
         }
         text = json.dumps(data, indent=2) + "\n"
-        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
+        atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, folder: Path) -> Plan:
@@ -170,33 +169,19 @@ class Writer:
     write: Callable[[Experiment, Path], list[Path] | Path | None]
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Write through a temporary name and rename, so a file is whole or absent."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:
-            exc.filename = str(path)  # a failed write does not say which file it was writing
-        raise
-    return path
-
-
 def _csv(name: str, table: Callable[[Experiment], object]) -> Writer:
     def write(x: Experiment, out: Path) -> Path | None:
         frame = table(x)
         if frame is None or not len(frame):
             return None
-        return _atomic(out / name, lambda p: frame.to_csv(p, index=False))
+        return atomic(out / name, lambda p: frame.to_csv(p, index=False))
 
     return Writer(name, write)
 
 
 def _parquet(name: str, table: Callable[[Experiment], object]) -> Writer:
     def write(x: Experiment, out: Path) -> Path:
-        return _atomic(out / name, lambda p: table(x).to_parquet(p, index=False))
+        return atomic(out / name, lambda p: table(x).to_parquet(p, index=False))
 
     return Writer(name, write)
 
@@ -317,7 +302,7 @@ def finish(out: Path, manifest: dict, command: str = "run") -> None:
     ) + ["manifest.json"]  # fmt: skip
     text = json.dumps(manifest, indent=2) + "\n"
     try:
-        _atomic(out / "manifest.json", lambda p: p.write_text(text, encoding="utf-8"))
+        atomic(out / "manifest.json", lambda p: p.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise ResultsError(unwritten(out, exc, command)) from None
     shutil.rmtree(out / PARTS, ignore_errors=True)

@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -44,14 +44,24 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+def atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write ``path`` by ``write(temporary path)`` and a rename, so the file is whole or absent;
+    a failed write names ``path`` (an OSError from write() names no file)."""
+    tmp = path.with_name(f".tmp-{path.name}")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(path)
         raise
+    return path
+
+
+def _write_json(path: Path, data) -> None:
+    text = json.dumps(data, indent=2) + "\n"
+    atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_sessions(folder: Path) -> list[dict]:

@@ -46,7 +46,6 @@ from cxsim.loading import ScenarioError, apply_overrides
 from cxsim.metrics import STEP_METRICS, figure, run_summary, t_quantile
 from cxsim.results import (
     ResultsError,
-    _atomic,
     finish,
     git_commit,
     planned_folder,
@@ -56,7 +55,7 @@ from cxsim.results import (
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
 from cxsim.sweep.spec import Sweep, targeted, unblame
-from cxsim.workfolder import PARTS, PLAN, manifest_sessions
+from cxsim.workfolder import PARTS, PLAN, atomic, manifest_sessions
 
 TAGS = [POINT, "scenario", "replication", "seed"]
 SWEEP_PACKAGES = ["SALib", "dask", "distributed"]
@@ -154,7 +153,7 @@ def start(parent: Path | str, sweep: Sweep, command: list[str] | None = None) ->
     text = json.dumps(plan, indent=2) + "\n"
 
     def save_plan(folder: Path) -> None:
-        _atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
+        atomic(folder / PLAN, lambda p: p.write_text(text, encoding="utf-8"))
 
     return planned_folder(Path(parent), f"sweep-{sweep.name}", save_plan, "sweep")
 

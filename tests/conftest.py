@@ -44,3 +44,9 @@ def quiet(spec: Scenario) -> Scenario:
 @pytest.fixture(params=["vector", "agents"])
 def engine(request) -> str:
     return request.param
+
+
+def only_folder(parent: Path) -> Path:
+    """The one folder in ``parent`` (a run's results folder): fails if there are none or more."""
+    (folder,) = [p for p in parent.iterdir() if p.is_dir()]
+    return folder

@@ -17,7 +17,7 @@ from cxsim.cli import main
 from cxsim.experiment import run_once
 from cxsim.loading import validate
 
-from .conftest import ROOT
+from .conftest import ROOT, only_folder
 
 SMALL = [
     "--set",
@@ -39,11 +39,6 @@ def _cxsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def _only_folder(parent: Path) -> Path:
-    (folder,) = [p for p in parent.iterdir() if p.is_dir()]
-    return folder
-
-
 def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path, capsys):
     code = main(
         [
@@ -60,7 +55,7 @@ def test_run_compares_the_shipped_scenarios_and_writes_a_results_folder(tmp_path
         ]
     )
     assert code == 0
-    out = _only_folder(tmp_path)
+    out = only_folder(tmp_path)
     for name in [
         "steps.csv",
         "summary.csv",
@@ -106,7 +101,7 @@ def test_a_closed_output_pipe_ends_quietly_and_keeps_the_results(tmp_path):
         stderr = cxsim.stderr.read().decode()
         assert cxsim.wait(timeout=300) == 141
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
-    assert (_only_folder(tmp_path) / "report.html").exists()
+    assert (only_folder(tmp_path) / "report.html").exists()
 
 
 def test_a_run_never_overwrites_an_earlier_one(tmp_path):
@@ -133,7 +128,7 @@ def test_a_run_is_reproducible_from_its_manifest(tmp_path):
         )
         == 0
     )
-    out = _only_folder(tmp_path)
+    out = only_folder(tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["root_seed"] == 11 and len(manifest["seeds"]) == 2
     assert manifest["versions"]["mesa"] and manifest["wall_seconds"] > 0
@@ -157,8 +152,8 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
     )
     determinism = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(determinism)
-    one = determinism.contents(_only_folder(tmp_path / "one"))
-    two = determinism.contents(_only_folder(tmp_path / "two"))
+    one = determinism.contents(only_folder(tmp_path / "one"))
+    two = determinism.contents(only_folder(tmp_path / "two"))
     assert {"steps.csv", "customers.parquet", "report.html", "nps_csat.png"} <= set(one)
     assert set(one) == set(two)
     for name, data in one.items():
@@ -182,7 +177,7 @@ def test_agents_engine_runs_from_the_command_line(tmp_path):
         )
         == 0
     )
-    manifest = json.loads((_only_folder(tmp_path) / "manifest.json").read_text())
+    manifest = json.loads((only_folder(tmp_path) / "manifest.json").read_text())
     assert manifest["engine"] == "agents"
 
 
@@ -286,7 +281,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(
     args = ["run", str(ROOT / "scenarios/reactive.yaml"), str(ROOT / "scenarios/proactive.yaml"),
             "-r", "3", "--workers", "1", *SMALL]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    whole = _only_folder(tmp_path / "whole")
+    whole = only_folder(tmp_path / "whole")
 
     real, calls = experiment._task, []
 
@@ -298,7 +293,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_identical_results(
 
     monkeypatch.setattr(experiment, "_task", stop_after_four)
     assert main([*args, "--out", str(tmp_path / "cut")]) == 130
-    cut = _only_folder(tmp_path / "cut")
+    cut = only_folder(tmp_path / "cut")
     assert (cut / "plan.json").exists() and len(list((cut / "parts").glob("s*-r*"))) == 4
     err = capsys.readouterr().err
     assert "4 of 6 runs finished and are kept" in err and f"cxsim run --resume {cut}" in err

@@ -18,16 +18,11 @@ from cxsim.findings import headline
 from cxsim.metrics import FIGURES, show, summarise
 
 from .browser import open_page, visible_size
-from .conftest import ROOT, small
+from .conftest import ROOT, only_folder, small
 
 REACTIVE, PROACTIVE = ROOT / "scenarios/reactive.yaml", ROOT / "scenarios/proactive.yaml"
 TINY = ["--set", "population.customers=60", "--set", "population.prospects=140",
         "--set", "time.horizon=12"]  # fmt: skip
-
-
-def _only_folder(parent):
-    (folder,) = [p for p in parent.iterdir() if p.is_dir()]
-    return folder
 
 
 def _row(table, label: str) -> list:
@@ -144,7 +139,7 @@ def test_cli_precision_prints_how_many_replications_it_took(tmp_path, capsys):
                  *TINY])  # fmt: skip
     assert code == 0
     captured = capsys.readouterr()
-    manifest = json.loads((_only_folder(tmp_path) / "manifest.json").read_text())
+    manifest = json.loads((only_folder(tmp_path) / "manifest.json").read_text())
     n = manifest["replications"]
     assert 2 <= n <= 4
     assert f"Precision: {n} replications for a 95% CI half-width of annual_churn at most 0.01" in (
@@ -212,7 +207,7 @@ def real_run(tmp_path_factory):
         code = main(["run", str(REACTIVE), str(PROACTIVE), "-r", "2", "--workers", "1",
                      "--out", str(out), *TINY, "--set", "population.represents=250"])  # fmt: skip
     assert code == 0
-    return _only_folder(out), printed.getvalue()
+    return only_folder(out), printed.getvalue()
 
 
 def test_the_report_page_of_a_real_run_in_chromium(real_run):
@@ -273,7 +268,7 @@ def interrupted(tmp_path_factory):
             args = ["run", str(REACTIVE), str(PROACTIVE), "-r", "2", "--workers", "1",
                     "--out", str(base / key), *TINY, *extra]  # fmt: skip
             assert main(args) == 130
-            folders[key] = _only_folder(base / key)
+            folders[key] = only_folder(base / key)
     finally:
         experiment._task = real
     return folders

@@ -22,7 +22,7 @@ import pytest
 from cxsim.cli import main
 from cxsim.workfolder import Session, ask_to_stop
 
-from .conftest import ROOT
+from .conftest import ROOT, only_folder
 
 SMALL = ["--set", "population.customers=60", "--set", "population.prospects=140",
          "--set", "time.horizon=12"]  # fmt: skip
@@ -38,17 +38,12 @@ overrides: {{population.customers: 60, population.prospects: 140, time.horizon: 
 TABLES = (".csv", ".parquet", ".json")
 
 
-def _folder(parent: Path) -> Path:
-    (folder,) = [p for p in parent.iterdir() if p.is_dir()]
-    return folder
-
-
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory) -> Path:
     """The comparison run undisturbed."""
     parent = tmp_path_factory.mktemp("whole")
     assert main([*RUN, "--workers", "1", "--out", str(parent)]) == 0
-    return _folder(parent)
+    return only_folder(parent)
 
 
 def _same_tables(whole: Path, folder: Path) -> None:
@@ -95,7 +90,7 @@ def _wait(proc: subprocess.Popen, ready) -> None:
 
 def _wait_for_folder(proc: subprocess.Popen, parent: Path) -> Path:
     _wait(proc, lambda: any(p.is_dir() for p in parent.iterdir()))
-    return _folder(parent)
+    return only_folder(parent)
 
 
 def _wait_for_parts(proc: subprocess.Popen, parts: Path, n: int) -> None:
@@ -138,7 +133,7 @@ def test_ctrl_c_in_a_sweep_says_what_finished_and_resume_completes_it(tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SWEEP, encoding="utf-8")
     assert main(["sweep", str(sweep), "--workers", "1", "--out", str(tmp_path / "whole")]) == 0
-    whole = _folder(tmp_path / "whole")
+    whole = only_folder(tmp_path / "whole")
     cut = tmp_path / "cut"
     cut.mkdir()
     proc = _start(["sweep", str(sweep), "--workers", "2", "--out", "."], cut)
@@ -185,7 +180,7 @@ def test_ctrl_c_while_writing_keeps_the_runs_a_second_command_is_refused_resume_
 ):
     _failing_savefig(monkeypatch, KeyboardInterrupt())
     assert main([*RUN, "--workers", "1", "--out", str(tmp_path)]) == 130
-    folder = _folder(tmp_path)
+    folder = only_folder(tmp_path)
     err = capsys.readouterr().err
     assert "while writing the results; all 4 runs are kept" in err
     assert f"cxsim run --resume {folder}" in err
@@ -211,7 +206,7 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     _failing_savefig(monkeypatch, full, after=3)
     assert main([*RUN, "--workers", "1", "--out", str(tmp_path)]) == 2
-    folder = _folder(tmp_path)
+    folder = only_folder(tmp_path)
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (
         f"cxsim: error: {folder}/churn_by_cause.png: cannot be written (No space left on "
@@ -232,7 +227,7 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
     assert main([*RUN, "--workers", "1", "--out", str(tmp_path / "runs")]) == 2
-    cut = _folder(tmp_path / "runs")
+    cut = only_folder(tmp_path / "runs")
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in line and f"cxsim run --resume {cut}" in line
     assert sorted(p.name for p in (cut / "parts").iterdir()) == ["s000-r00000", "s000-r00001"]
@@ -270,7 +265,7 @@ def test_a_ctrl_c_that_python_swallowed_still_stops_the_run(tmp_path, capsys):
     finally:
         ask_to_stop(False)
     assert code == 130 and "0 of 4 runs finished" in capsys.readouterr().err
-    assert set(os.listdir(_folder(tmp_path) / "parts")) == set()
+    assert set(os.listdir(only_folder(tmp_path) / "parts")) == set()
 
 
 def test_ctrl_c_before_a_resume_begins_names_the_folder_and_the_command(

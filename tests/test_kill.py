@@ -21,6 +21,7 @@ import pytest
 
 from cxsim.cli import main
 from cxsim.workfolder import Session, ask_to_stop
+from reliability.kill import session_processes
 
 from .conftest import ROOT, only_folder
 
@@ -52,19 +53,6 @@ def _same_tables(whole: Path, folder: Path) -> None:
     for p in whole.iterdir():
         if p.suffix in TABLES and p.name != "manifest.json":
             assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
-
-
-def _session_processes(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (a pool's fork server and workers, if any were left)."""
-    left = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            left.append(int(entry))
-    return left
 
 
 def _hears_ctrl_c() -> None:
@@ -99,9 +87,9 @@ def _wait_for_parts(proc: subprocess.Popen, parts: Path, n: int) -> None:
 
 def _no_process_left(sid: int, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
-    while _session_processes(sid) and time.monotonic() < deadline:
+    while session_processes(sid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = _session_processes(sid)
+    left = session_processes(sid)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes outlived the cxsim that started them: {left}"

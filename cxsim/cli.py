@@ -188,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cxsim import executors
+    from cxsim import checkpoint, executors
+
+    try:
+        checkpoint.interval()  # a wrong value is said now, not by every run
+    except checkpoint.CheckpointError as exc:
+        raise UsageError(str(exc)) from None
 
     if (args.workers or os.cpu_count() or 1) > 1:
         # The workers' imports, alongside this process's; matplotlib too, once for both chart
@@ -243,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         except WorkerDied as exc:
             raise WorkerDied(f"{exc}; the finished runs are kept in {out}") from None
         _say_deaths(experiment.worker_deaths)
+        _say_continued(experiment.continued)
         wall = time.perf_counter() - started
         try:
             write_experiment(experiment, out, plan, wall, pool=painters)
@@ -623,6 +629,15 @@ def _say_deaths(deaths) -> None:
     line = deaths_line(deaths)
     if line:
         print(f"cxsim: {line}", file=sys.stderr)
+
+
+def _say_continued(continued: list[dict]) -> None:
+    """One line on stderr if runs went on from the state they had saved (see cxsim.checkpoint)."""
+    if continued:
+        runs = ", ".join(f"{c['scenario']} replication {c['replication']} from step "
+                         f"{c['from_step']}" for c in continued)  # fmt: skip
+        count = "1 run" if len(continued) == 1 else f"{len(continued)} runs"
+        print(f"cxsim: {count} went on from a saved state: {runs}", file=sys.stderr)
 
 
 def _analysis():

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cxsim import checkpoint
 from cxsim.executors import Executor, TaskFailed, WorkerDeath, WorkerDied, local
 from cxsim.metrics import cohort_retention, mean_ci, run_summary, summarise
 from cxsim.scenario import Scenario
@@ -43,18 +44,25 @@ class RunResult:
     summary: dict[str, float]
     customers: pd.DataFrame
     losses: pd.DataFrame
+    continued_from: int = 0  # the saved step this run went on from (0: it ran from the start)
 
 
-def run_once(spec: Scenario, seed: int, engine: str = "vector") -> RunResult:
-    """Build the model with ``seed``, run it to the horizon, and collect its tables."""
+def run_once(
+    spec: Scenario, seed: int, engine: str = "vector", saving: checkpoint.Saving | None = None
+) -> RunResult:
+    """Build the model with ``seed``, run it to the horizon, and collect its tables; with
+    ``saving``, go on from the run's saved state if it has one, saving it as it goes (see
+    :mod:`cxsim.checkpoint`)."""
     from cxsim.engines import ENGINES  # here: a process that only collects runs never needs it
 
-    model = ENGINES[engine](spec, rng=seed).run()
+    model = ENGINES[engine](spec, rng=seed)
+    start = checkpoint.run(model, saving)
     steps = model.metrics_frame()
-    return RunResult(steps, run_summary(steps, spec), model.customer_table(), model.losses())
+    return RunResult(steps, run_summary(steps, spec), model.customer_table(), model.losses(),
+                     continued_from=start)  # fmt: skip
 
 
-def _task(args: tuple[Scenario, int, str]) -> RunResult:
+def _task(args: tuple[Scenario, int, str, checkpoint.Saving | None]) -> RunResult:
     return run_once(*args)
 
 
@@ -110,6 +118,8 @@ class Experiment:
     losses: pd.DataFrame  # scenario, replication, cause, department, churn, lost revenue
     precision: Precision | None = None
     worker_deaths: list[WorkerDeath] = field(default_factory=list)  # keys (scenario index, r)
+    # Runs that went on from a saved state (see cxsim.checkpoint): scenario, replication, step.
+    continued: list[dict] = field(default_factory=list)
     _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -265,13 +275,25 @@ def run_experiment(
     if parts is not None:
         parts.mkdir(parents=True, exist_ok=True)
         results.update(store.load_all(parts, scenarios, engine, seed))
+    # A run saves its state as it goes into the parts folder, where its worker can write (not
+    # on a cluster's workers, which may not see this machine's disk).
+    every = checkpoint.interval() if parts is not None and executor is None else 0.0
+
+    def saving(i: int, r: int, run_seed: int) -> checkpoint.Saving | None:
+        if not every:
+            return None
+        return checkpoint.Saving(
+            parts / checkpoint.state_name(store.part_name(i, r)), every,
+            store.made_from(scenarios[i], run_seed, engine),
+        )  # fmt: skip
+
     while True:
         seeds = replication_seeds(seed, n)
         tasks = [(i, r) for i in range(len(scenarios)) for r in range(n)]
         todo = [t for t in tasks if t not in results]
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                    disable=not progress)  # fmt: skip
-        args = {t: (scenarios[t[0]], seeds[t[1]], engine) for t in todo}
+        args = {t: (scenarios[t[0]], seeds[t[1]], engine, saving(*t, seeds[t[1]])) for t in todo}
         runner = executor if executor is not None else local(workers, len(args))
         known = len(runner.deaths)
         # closing: if saving a part fails (a full disk), the runs not started are cancelled
@@ -304,7 +326,7 @@ def _execute(executor: Executor, args: dict):
         yield from executor.map_unordered(_task, args)
     except TaskFailed as failed:
         if isinstance(failed.error, WorkerDied):
-            spec, seed, _ = args[failed.key]
+            spec, seed = args[failed.key][:2]
             raise WorkerDied(f"the run of scenario '{spec.name}', replication {failed.key[1]} "
                              f"(seed {seed}) failed: {failed.error}") from None  # fmt: skip
         raise failed.error from None
@@ -312,10 +334,13 @@ def _execute(executor: Executor, args: dict):
 
 def _assemble(scenarios, seeds, engine, ordered: list[RunResult], precision) -> Experiment:
     """Tidy tables of all runs, tagged by scenario, replication and seed."""
-    steps, summaries, customers, losses = [], [], [], []
+    steps, summaries, customers, losses, continued = [], [], [], [], []
     for k, result in enumerate(ordered):
         spec, r = scenarios[k // len(seeds)], k % len(seeds)
         tags = {"scenario": spec.name, "replication": r, "seed": seeds[r]}
+        if result.continued_from:
+            continued.append({"scenario": spec.name, "replication": r,
+                              "from_step": result.continued_from})  # fmt: skip
         steps.append(result.steps.assign(**tags))
         summaries.append({**tags, **result.summary})
         customers.append(result.customers.assign(scenario=spec.name, replication=r))
@@ -332,4 +357,5 @@ def _assemble(scenarios, seeds, engine, ordered: list[RunResult], precision) -> 
         customers=pd.concat(customers, ignore_index=True),
         losses=pd.concat(losses, ignore_index=True),
         precision=precision,
+        continued=continued,
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from cxsim.checkpoint import state_name
 from cxsim.errors import PartError
 from cxsim.scenario import Scenario
 from cxsim.workfolder import stop_if_asked
@@ -46,19 +47,26 @@ def part_name(scenario: int, replication: int) -> str:
 
 def save(folder: Path, scenario: int, replication: int, spec: Scenario, seed: int,
          engine: str, result) -> Path:  # fmt: skip
-    """Write one finished run as a part (temporary folder, then an atomic rename)."""
+    """Write one finished run as a part (temporary folder, then an atomic rename); the state
+    the run saved as it went (see :mod:`cxsim.checkpoint`) is then of no more use."""
     meta = {
         "scenario_index": scenario,
         "replication": replication,
         "scenario_name": spec.name,
-        "scenario_hash": scenario_hash(spec),
-        "seed": int(seed),
-        "engine": engine,
+        **made_from(spec, seed, engine),
         "horizon": spec.time.horizon,
         "summary": result.summary,
     }
     tables = {t: getattr(result, t) for t in TABLES}
-    return write_part(folder, part_name(scenario, replication), tables, meta)
+    name = part_name(scenario, replication)
+    written = write_part(folder, name, tables, meta)
+    (folder / state_name(name)).unlink(missing_ok=True)
+    return written
+
+
+def made_from(spec: Scenario, seed: int, engine: str) -> dict:
+    """What a run is made from, as a part's meta records it and a saved state must match."""
+    return {"scenario_hash": scenario_hash(spec), "seed": int(seed), "engine": engine}
 
 
 def write_part(folder: Path, name: str, tables: Mapping[str, pd.DataFrame], meta: dict) -> Path:

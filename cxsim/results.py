@@ -242,6 +242,7 @@ def write_experiment(
                 d.record(lambda k: {"scenario": experiment.names[k[0]], "replication": k[1]})
                 for d in experiment.worker_deaths
             ],
+            "continued_runs": experiment.continued,
             "versions": versions(),
             "git_commit": git_commit(),
         }

@@ -170,6 +170,14 @@ class CustomerModel(mesa.Model):
     """
 
     engine = "base"
+    SHARED_STATE = ("now", "running", "review_score", "_reviews", "_cumulative", "_walked",
+                    "_exposure", "churn_by_cause", "lost_by_cause", "metrics", "_census_now",
+                    "_customers")  # fmt: skip
+    """What stepping changes in this base, by attribute name (see :attr:`dynamic`)."""
+    dynamic: tuple[str, ...] = ()
+    """Every attribute stepping changes (besides Mesa's clocks, generators and records): what
+    :mod:`cxsim.checkpoint` saves so that a run can continue; empty for an engine whose runs
+    are not saved as they go."""
 
     def __init__(
         self,
@@ -466,8 +474,10 @@ class MetricsCollector(mesa.DataCollector):
     """
 
     def collect(self, model: CustomerModel) -> None:
-        if hasattr(self, "_collection_steps"):  # Mesa 3.4+ records when each row was taken
-            self._collection_steps.append(getattr(model, "time", model.steps))
+        if hasattr(self, "_collection_steps"):  # Mesa 3.4+ records when each row was taken:
+            # the step (Mesa records its clock, the same here, but a run that went on from a
+            # saved state restarts Mesa's clock; see cxsim.checkpoint)
+            self._collection_steps.append(model.steps)
         metrics = model.metrics
         for name, values in self.model_vars.items():
             values.append(metrics[name])

@@ -82,6 +82,9 @@ class VectorModel(CustomerModel):
     """
 
     engine = "vector"
+    dynamic = (*CustomerModel.SHARED_STATE, "stage", "satisfaction", "bad_count", "problem",
+               "spell", "acquired_step", "channel", "churn_step", "cause", "_closed", "_heard",
+               "_voices", "_stock")  # fmt: skip
 
     def _connect(self, spec: Network) -> None:
         # Each person's contacts (int32): all word of mouth needs; None when well mixed.

@@ -1,0 +1,166 @@
+"""A run's saved state (cxsim.checkpoint): a run that goes on from it ends exactly as one never
+stopped, everything stepping changes is saved, a state that is not the run's is not used, and a
+``cxsim run`` killed mid-run is resumed from the step it had saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from cxsim import checkpoint
+from cxsim.cli import main
+from cxsim.engines import ENGINES
+from cxsim.loading import load_scenario
+from cxsim.parts import made_from
+
+from .conftest import ROOT, only_folder
+from .test_kill import _no_process_left, _start, _wait, _wait_for_folder
+
+SMALL = {"population.customers": 300, "population.prospects": 1200, "time.horizon": 30}
+CASES = [
+    ("reactive", {}),  # Watts-Strogatz, win-backs
+    ("proactive", {"network.kind": "well_mixed", "strategy.start": 9}),
+    ("proactive", {"network.kind": "barabasi_albert", "time.step": "month", "time.horizon": 10}),
+    ("telecom", {"network.kind": "erdos_renyi"}),
+]
+
+
+def _model(name: str, overrides: dict, seed: int = 4):
+    spec = load_scenario(ROOT / "scenarios" / f"{name}.yaml", {**SMALL, **overrides})
+    return ENGINES["vector"](spec, rng=seed)
+
+
+def _saving(tmp_path, model, seed: int = 4) -> checkpoint.Saving:
+    return checkpoint.Saving(tmp_path / "state.npz", 1.0, made_from(model.spec, seed, "vector"))
+
+
+def _same_run(a, b) -> None:
+    assert a.metrics_frame().equals(b.metrics_frame())
+    assert a.customer_table().equals(b.customer_table())
+    assert a.losses().equals(b.losses())
+
+
+@pytest.mark.parametrize(("name", "overrides"), CASES)
+@pytest.mark.parametrize("stop", [1, 7])
+def test_a_run_that_goes_on_from_its_saved_state_ends_as_one_never_stopped(
+    name, overrides, stop, tmp_path
+):
+    whole = _model(name, overrides).run()
+    first = _model(name, overrides)
+    for _ in range(stop):
+        first.step()
+    saving = _saving(tmp_path, first)
+    checkpoint.save(first, saving)
+    again = _model(name, overrides)  # built anew: traits and network from the seed
+    assert checkpoint.restore(again, saving) == stop
+    again.run()
+    _same_run(whole, again)
+
+
+def test_everything_stepping_changes_is_saved():
+    """Compares each attribute before and after some steps: any that changed must be in the
+    engine's ``dynamic`` list, or be one of the things the checkpoint saves or rebuilds apart,
+    or Mesa 3.4+'s event clock, which the models do not use."""
+    apart = {"steps", "rng", "random", "datacollector", "levers", "schedule", "step",
+             "_user_step"}  # fmt: skip
+    apart |= {"time", "_time", "_event_list", "_default_schedule", "_event_generators",
+              "_scenario"}  # fmt: skip
+    for name, overrides in CASES:
+        model = _model(name, overrides)
+        before = {k: pickle.dumps(v) for k, v in vars(model).items() if k not in apart}
+        for _ in range(5):
+            model.step()
+        changed = {k for k, v in vars(model).items()
+                   if k not in apart and pickle.dumps(v) != before.get(k)}  # fmt: skip
+        assert changed <= set(model.dynamic), changed - set(model.dynamic)
+
+
+def test_a_state_made_from_another_run_or_damaged_is_not_used(tmp_path):
+    first = _model("reactive", {})
+    for _ in range(3):
+        first.step()
+    saving = _saving(tmp_path, first)
+    checkpoint.save(first, saving)
+    for other in ({**saving.made_from, "seed": 5}, {**saving.made_from, "engine": "agents"}):
+        fresh = _model("reactive", {})
+        assert checkpoint.restore(fresh, checkpoint.Saving(saving.path, 1.0, other)) == 0
+        assert fresh.steps == 0 and fresh.now == 0
+    saving.path.write_bytes(saving.path.read_bytes()[:5000])  # cut short
+    fresh = _model("reactive", {})
+    assert checkpoint.restore(fresh, saving) == 0 and fresh.now == 0
+    _same_run(fresh.run(), _model("reactive", {}).run())
+
+
+def test_the_state_holds_data_only(tmp_path):
+    first = _model("proactive", {})
+    for _ in range(4):
+        first.step()
+    saving = _saving(tmp_path, first)
+    checkpoint.save(first, saving)
+    with np.load(saving.path, allow_pickle=False) as npz:  # raises if anything needs pickle
+        state = json.loads(npz["__state__"].tobytes())
+        assert {npz[k].dtype.kind for k in npz.files} <= set("biuf")
+    assert state["step"] == 4 and state["made_from"] == saving.made_from
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(checkpoint.VARIABLE, raising=False)
+    assert checkpoint.interval() == checkpoint.EVERY
+    monkeypatch.setenv(checkpoint.VARIABLE, "2.5")
+    assert checkpoint.interval() == 2.5
+    for wrong in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(checkpoint.VARIABLE, wrong)
+        with pytest.raises(checkpoint.CheckpointError, match=checkpoint.VARIABLE):
+            checkpoint.interval()
+
+
+def test_cxsim_run_refuses_a_wrong_interval(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(checkpoint.VARIABLE, "every minute")
+    assert main(["run", str(ROOT / "scenarios/reactive.yaml"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert checkpoint.VARIABLE in err and "'every minute'" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
+    tmp_path, monkeypatch, capsys
+):
+    """A market large enough for a run to take seconds, its state saved every 0.2 s: killed
+    once the state is on disk, then resumed: it goes on from that step, and every table equals
+    an undisturbed run's byte for byte."""
+    big = ["--set", "population.customers=40000", "--set", "population.prospects=160000",
+           "--set", "time.horizon=300", "-r", "1", "--workers", "1"]  # fmt: skip
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), *big]
+    monkeypatch.setenv(checkpoint.VARIABLE, "0.2")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = _start([*args, "--out", str(killed)], tmp_path)
+    folder = _wait_for_folder(proc, killed)
+    state = folder / "parts" / checkpoint.state_name("s000-r00000")
+    _wait(proc, state.exists)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    _no_process_left(proc.pid)
+    assert state.exists() and not (folder / "manifest.json").exists()
+
+    assert main(["run", "--resume", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "cxsim: 1 run went on from a saved state: reactive replication 0 from step" in err
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (continued,) = manifest["continued_runs"]
+    assert 0 < continued["from_step"] < 300
+    assert not (folder / "parts").exists()  # the state went with the parts
+
+    monkeypatch.setenv(checkpoint.VARIABLE, "0")  # never saved: the run from start to end
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = only_folder(tmp_path / "whole")
+    for p in whole.iterdir():
+        if p.suffix in (".csv", ".parquet"):
+            assert (folder / p.name).read_bytes() == p.read_bytes(), p.name

@@ -10,6 +10,7 @@ a :class:`Charts` holds only the few tables its charts read, so it travels cheap
 from __future__ import annotations
 
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -338,26 +339,43 @@ class Drawing:
 
     paths: list[Path]
     futures: list[Future]
+    tasks: list[tuple[Charts, str]]  # what each future draws
 
     def wait(self) -> list[Path]:
-        """The paths, once every chart is written (a chart that failed raises its error)."""
-        for future in self.futures:
-            future.result()
+        """The paths, once every chart is written (a chart that failed raises its error). A
+        chart whose painter died (killed, out of memory: the pool is then broken) is drawn
+        here instead."""
+        for future, task in zip(self.futures, self.tasks, strict=True):
+            try:
+                future.result()
+            except BrokenProcessPool:
+                draw(task)
         return self.paths
 
 
 def start(experiment, out: Path, pool: ProcessPoolExecutor | None = None) -> Drawing:
     """Start drawing the standard charts: on ``pool``'s workers, one chart a task, while this
-    process goes on; without a pool, here and now."""
-    if pool is None:
-        charts = Charts(experiment, out)
-        return Drawing([draw((charts, name)) for name in charts.standard()], [])
+    process goes on; without a pool (or if its painters have died already), here and now."""
+    if pool is not None:
+        try:
+            return _hand_out(experiment, out, pool)
+        except BrokenProcessPool:
+            pass
+    charts = Charts(experiment, out)
+    return Drawing([draw((charts, name)) for name in charts.standard()], [], [])
+
+
+def _hand_out(experiment, out: Path, pool: ProcessPoolExecutor) -> Drawing:
     # The painters start on the charts over the steps at once, while this process computes the
     # tables the others read (kept by the experiment for the tables written next).
     early = Charts(experiment, out, derived=False)
-    futures = {name: pool.submit(draw, (early, name)) for name in OVER_STEPS}
+    tasks = {name: (early, name) for name in OVER_STEPS}
+    futures = {name: pool.submit(draw, tasks[name]) for name in OVER_STEPS}
     charts = Charts(experiment, out)
     names = charts.standard()
-    futures.update({name: pool.submit(draw, (charts, name)) for name in names
-                    if name not in futures})  # fmt: skip
-    return Drawing([charts.path(name) for name in names], [futures[name] for name in names])
+    for name in names:
+        if name not in futures:
+            tasks[name] = (charts, name)
+            futures[name] = pool.submit(draw, tasks[name])
+    return Drawing([charts.path(name) for name in names], [futures[name] for name in names],
+                   [tasks[name] for name in names])  # fmt: skip

@@ -93,3 +93,35 @@ def test_charts_drawn_by_a_pool_are_the_charts_drawn_here(experiment, tmp_path):
         there = write_all(experiment, tmp_path / "pool", pool)
     assert [p.name for p in there] == [p.name for p in here] and len(here) == 9
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))
+
+
+def test_charts_whose_painters_died_are_drawn_here(experiment, tmp_path):
+    """A painter killed (out of memory, by hand) breaks the pool: the charts it had, or all of
+    them if it died before they were handed out, are drawn in this process, the same files."""
+    import os
+    import signal
+    import time
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from cxsim.charts import Charts, Drawing, pyplot, write_all
+    from cxsim.executors import warm_pool
+
+    for name in ("here", "pool", "one"):
+        (tmp_path / name).mkdir()
+    here = write_all(experiment, tmp_path / "here")
+    with warm_pool(2, pyplot) as pool:
+        os.kill(next(iter(pool._processes)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not pool._broken and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool._broken
+        there = write_all(experiment, tmp_path / "pool", pool)
+    assert [p.name for p in there] == [p.name for p in here]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))
+
+    lost = Future()
+    lost.set_exception(BrokenProcessPool("a painter died"))
+    charts = Charts(experiment, tmp_path / "one")
+    (drawn,) = Drawing([charts.path("customers")], [lost], [(charts, "customers")]).wait()
+    assert drawn.read_bytes() == (tmp_path / "here" / "customers.png").read_bytes()

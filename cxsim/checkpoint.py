@@ -69,6 +69,11 @@ def state_name(part: str) -> str:
     return f".state-{part}.npz"
 
 
+def saved(parts: Path) -> int:
+    """How many runs in a parts folder have a saved state (unfinished runs that went on a while)."""
+    return len(list(parts.glob(state_name("*")))) if parts.is_dir() else 0
+
+
 @dataclass(frozen=True)
 class Saving:
     """Where one run keeps its state, how often, and what it must have been made from."""

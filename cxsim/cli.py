@@ -283,11 +283,14 @@ def _complete(folder: Path) -> Iterator[None]:
 
 def _kept(folder: Path, planned: int, precision, resume: str) -> str:
     """What an interrupted run or sweep leaves: how many runs finished and how to finish."""
+    from cxsim.checkpoint import saved
     from cxsim.parts import finished
 
     done = finished(folder / PARTS)
     of = f"at least {planned}" if precision is not None else str(planned)
-    return (f"{done} of {of} runs finished and are kept in {folder}; to finish, run: "
+    states = saved(folder / PARTS)
+    more = f" ({states} more saved their state as they went, and go on from it)" if states else ""
+    return (f"{done} of {of} runs finished and are kept in {folder}{more}; to finish, run: "
             f"{resume}")  # fmt: skip
 
 

@@ -132,13 +132,13 @@ def test_cxsim_run_refuses_a_wrong_interval(monkeypatch, tmp_path, capsys):
 def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     tmp_path, monkeypatch, capsys
 ):
-    """A market large enough for a run to take seconds, its state saved every 0.2 s: killed
+    """A market large enough for a run to take seconds, its state saved every 0.1 s: killed
     once the state is on disk, then resumed: it goes on from that step, and every table equals
     an undisturbed run's byte for byte."""
-    big = ["--set", "population.customers=40000", "--set", "population.prospects=160000",
+    big = ["--set", "population.customers=20000", "--set", "population.prospects=80000",
            "--set", "time.horizon=300", "-r", "1", "--workers", "1"]  # fmt: skip
     args = ["run", str(ROOT / "scenarios/reactive.yaml"), *big]
-    monkeypatch.setenv(checkpoint.VARIABLE, "0.2")
+    monkeypatch.setenv(checkpoint.VARIABLE, "0.1")
     killed = tmp_path / "killed"
     killed.mkdir()
     proc = _start([*args, "--out", str(killed)], tmp_path)
@@ -149,6 +149,7 @@ def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     proc.communicate(timeout=60)
     _no_process_left(proc.pid)
     assert state.exists() and not (folder / "manifest.json").exists()
+    assert checkpoint.saved(folder / "parts") == 1
 
     assert main(["run", "--resume", str(folder)]) == 0
     err = capsys.readouterr().err
@@ -164,3 +165,27 @@ def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     for p in whole.iterdir():
         if p.suffix in (".csv", ".parquet"):
             assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_says_which_runs_saved_their_state_and_resume_goes_on_from_it(
+    tmp_path, monkeypatch, capsys
+):
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "2", "--workers", "2",
+            "--set", "population.customers=20000", "--set", "population.prospects=80000",
+            "--set", "time.horizon=300", "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setenv(checkpoint.VARIABLE, "0.1")
+    proc = _start(args, tmp_path)
+    folder = _wait_for_folder(proc, tmp_path)
+    _wait(proc, lambda: checkpoint.saved(folder / "parts") == 2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    _no_process_left(proc.pid)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "0 of 2 runs finished and are kept in" in err
+    assert "(2 more saved their state as they went, and go on from it)" in err
+
+    assert main(["run", "--resume", str(folder)]) == 0
+    assert "cxsim: 2 runs went on from a saved state: reactive replication 0 from step" in (
+        capsys.readouterr().err
+    )

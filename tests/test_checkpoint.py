@@ -36,8 +36,14 @@ def _model(name: str, overrides: dict, seed: int = 4):
     return ENGINES["vector"](spec, rng=seed)
 
 
-def _saving(tmp_path, model, seed: int = 4) -> checkpoint.Saving:
-    return checkpoint.Saving(tmp_path / "state.npz", 1.0, made_from(model.spec, seed, "vector"))
+def _saved_after(steps: int, tmp_path, name: str, overrides: dict) -> checkpoint.Saving:
+    """A model stepped ``steps`` times and saved; where and what it was made from."""
+    model = _model(name, overrides)
+    for _ in range(steps):
+        model.step()
+    saving = checkpoint.Saving(tmp_path / "state.npz", 1.0, made_from(model.spec, 4, "vector"))
+    checkpoint.save(model, saving)
+    return saving
 
 
 def _same_run(a, b) -> None:
@@ -52,11 +58,7 @@ def test_a_run_that_goes_on_from_its_saved_state_ends_as_one_never_stopped(
     name, overrides, stop, tmp_path
 ):
     whole = _model(name, overrides).run()
-    first = _model(name, overrides)
-    for _ in range(stop):
-        first.step()
-    saving = _saving(tmp_path, first)
-    checkpoint.save(first, saving)
+    saving = _saved_after(stop, tmp_path, name, overrides)
     again = _model(name, overrides)  # built anew: traits and network from the seed
     assert checkpoint.restore(again, saving) == stop
     again.run()
@@ -82,11 +84,7 @@ def test_everything_stepping_changes_is_saved():
 
 
 def test_a_state_made_from_another_run_or_damaged_is_not_used(tmp_path):
-    first = _model("reactive", {})
-    for _ in range(3):
-        first.step()
-    saving = _saving(tmp_path, first)
-    checkpoint.save(first, saving)
+    saving = _saved_after(3, tmp_path, "reactive", {})
     for other in ({**saving.made_from, "seed": 5}, {**saving.made_from, "engine": "agents"}):
         fresh = _model("reactive", {})
         assert checkpoint.restore(fresh, checkpoint.Saving(saving.path, 1.0, other)) == 0
@@ -98,11 +96,7 @@ def test_a_state_made_from_another_run_or_damaged_is_not_used(tmp_path):
 
 
 def test_the_state_holds_data_only(tmp_path):
-    first = _model("proactive", {})
-    for _ in range(4):
-        first.step()
-    saving = _saving(tmp_path, first)
-    checkpoint.save(first, saving)
+    saving = _saved_after(4, tmp_path, "proactive", {})
     with np.load(saving.path, allow_pickle=False) as npz:  # raises if anything needs pickle
         state = json.loads(npz["__state__"].tobytes())
         assert {npz[k].dtype.kind for k in npz.files} <= set("biuf")

@@ -11,10 +11,10 @@ The per-item sizes were measured with ``tracemalloc`` on this code (peak while b
 stepping, 2025): the vector engine ~74 bytes per person at peak (40 resident: its int8 /
 int16 / int32 / float32 state arrays, plus float64 traits and per-step index arrays while they
 live) and ~67 bytes per network edge at peak (int64 edge list, both directions of the int32
-CSR adjacency, and the COO arrays it is built from; since the network is built without them,
-measured again in 2026 on 2M people: ~28 bytes per edge for a ring or Watts-Strogatz network,
-~68 for Erdos-Renyi, whose edge list is still drawn, ~115 for Barabasi-Albert's
-generator, 9 kept); the agents engine ~1.4 KB per person (a
+CSR adjacency, and the COO arrays it is built from; since every kind of network is built from
+int64 sort keys without them, measured again in 2026 on 2M people as resident memory over the
+imports while building: ~28 bytes per edge for a ring, Watts-Strogatz or Barabasi-Albert
+network, ~29 for Erdos-Renyi, 9 kept); the agents engine ~1.4 KB per person (a
 Mesa agent object with its attributes) and, as a rough allowance not measured, 500 bytes per
 edge for its networkx graph. The estimates are rounded up, not exact: they are meant to stop
 scenarios that are off by orders of magnitude, not to pack memory tightly.
@@ -31,15 +31,9 @@ from cxsim.scenario import Scenario
 
 PERSON_BYTES = {"vector": 80, "agents": 1_500}
 """Peak bytes per simulated person, by engine (see the module docstring)."""
-EDGE_BYTES = {"vector": 70, "agents": 500}
-"""Peak bytes per network edge, by engine (the vector engine's: an Erdos-Renyi network, drawn as
-an edge list first); the kinds built otherwise are in NETWORK_EDGE_BYTES."""
-NETWORK_EDGE_BYTES = {
-    ("vector", "ring"): 30,  # built in blocks of sort keys: ~28 measured
-    ("vector", "watts_strogatz"): 30,
-    ("vector", "barabasi_albert"): 120,  # its generator's lists: ~115 measured
-}
-"""Peak bytes per network edge where the kind of network matters, by (engine, kind)."""
+EDGE_BYTES = {"vector": 30, "agents": 500}
+"""Peak bytes per network edge, by engine (the vector engine's, every kind built in blocks of
+sort keys: ~28 to 29 measured)."""
 METRIC_VALUE_BYTES = 40
 """One recorded per-step value: a Python float in the collector's list plus its table copy."""
 SPELL_BYTES = 100
@@ -54,12 +48,6 @@ MAX_ARPU_SPREAD = 100.0
 """Largest ARPU sd as a multiple of its mean: a lognormal wider than that overflows float32."""
 MAX_MONEY = 1e30
 """Largest money a run may add up (revenue, costs) before float arithmetic loses it."""
-
-
-def edge_bytes(engine: str, kind: str) -> int:
-    """Peak bytes per edge of a ``kind`` network built for ``engine``."""
-    default = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
-    return NETWORK_EDGE_BYTES.get((engine, kind), default)
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ def estimate(spec: Scenario, engine: str = "vector", runs: int = 1) -> Estimate:
     # machine has anyway, and an integer of 10^400 people cannot be made a float at all.
     n = float(min(spec.population.size, 10**18))
     per_person = PERSON_BYTES.get(engine, max(PERSON_BYTES.values()))
-    per_edge = edge_bytes(engine, spec.network.kind.value)
+    per_edge = EDGE_BYTES.get(engine, max(EDGE_BYTES.values()))
     edges = 0
     if spec.network.kind.value != "well_mixed":
         # mean_degree/2 edges per person, but never more than every pair once.

@@ -3,11 +3,14 @@
 Both engines use the same generator and draw the same random numbers from it, so a seed gives
 both the same network: the agents engine turns the edge list (:func:`edges`) into a networkx
 graph for Mesa's network space; the vector engine keeps only an :class:`Adjacency` (each
-person's contacts, int32), built by :func:`contacts` without the int64 edge list for a
-Watts-Strogatz or ring network, and for every kind a few blocks at a time, so that building it
-needs little more memory than keeping it. Generation is vectorised so that a million people
-take seconds. A well-mixed population has no edges: everyone meets a share of everyone
-(mean-field).
+person's contacts, int32), built by :func:`contacts`. Both come from one generator per kind,
+which writes each edge as a sort key u * n + v (int64) into an array with room for as many
+again, a block at a time: :func:`edges` turns the keys into pairs, and :func:`contacts` sorts
+them in place into the adjacency without ever making the (m, 2) int64 edge list (except for a
+dense Erdos-Renyi network, more than half of all pairs, which picks from all n^2/2 pairs), so
+that building it needs little more memory than keeping it. Generation is vectorised so that a
+million people take seconds. A well-mixed population has no edges: everyone meets a share of
+everyone (mean-field).
 """
 
 from __future__ import annotations
@@ -27,24 +30,43 @@ some tens of megabytes of temporaries whatever the size of the network."""
 
 
 def edges(spec: Network, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Undirected edges as an (m, 2) int array, u < v, no self-loops or repeats."""
-    k = spec.mean_degree
-    if spec.kind is NetworkKind.well_mixed or n < 2 or k <= 0:
+    """Undirected edges as an (m, 2) int array, u < v, no self-loops or repeats, each edge
+    where it was first drawn."""
+    if spec.kind is NetworkKind.well_mixed:
         return NO_EDGES.copy()
+    keys, count = _keys(spec, n, rng)
+    _mark_repeats(keys, count)
+    kept = keys[:count]
+    kept = kept[kept >= 0]
+    return np.column_stack([kept // n, kept % n])
+
+
+def contacts(spec: Network, n: int, rng: np.random.Generator) -> Adjacency | None:
+    """The network's :class:`Adjacency` (None for a well-mixed population), the same network
+    as :func:`edges` from the same generator state, and leaving the generator in the same
+    state: the same keys, sorted in place instead of turned into pairs."""
+    if spec.kind is NetworkKind.well_mixed:
+        return None
+    return _from_keys(*_keys(spec, n, rng), n)
+
+
+def _keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """(keys, count): the network's edges as ``keys[:count]`` in the order they were made,
+    each u * n + v with u < v, or -1 for none (a self-loop, or an Erdos-Renyi pair drawn
+    again); later repeats of a pair may remain (:func:`_mark_repeats` and :func:`_from_keys`
+    drop them). ``keys`` holds at least 2 x count: the rest is room for those two."""
+    k = spec.mean_degree
+    if n < 2 or k <= 0:
+        return np.empty(0, dtype=np.int64), 0
     if spec.kind is NetworkKind.erdos_renyi:
         return _erdos_renyi(n, min(int(round(n * k / 2)), n * (n - 1) // 2), rng)
     if spec.kind is NetworkKind.barabasi_albert:
         return _barabasi_albert(n, max(1, int(round(k / 2))), rng)
-    pairs = _ring_lattice(n, max(1, int(round(k / 2))))
-    if spec.kind is NetworkKind.watts_strogatz and spec.rewiring > 0:
-        rewire = rng.random(len(pairs)) < spec.rewiring
-        # A rewired edge keeps its first end and gets a new, uniformly chosen other end.
-        pairs[rewire, 1] = rng.integers(0, n, size=int(rewire.sum()))
-    return _tidy(pairs, n)
+    return _ring_keys(spec, n, rng)
 
 
-def _erdos_renyi(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m distinct uniformly random pairs (G(n, m)).
+def _erdos_renyi(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """m distinct uniformly random pairs (G(n, m)): the first m distinct pairs drawn.
 
     Random pairs with a 5% margin for self-loops and repeats are enough for sparse networks;
     when repeats eat the margin (small or dense networks) more pairs are drawn until m are
@@ -54,57 +76,121 @@ def _erdos_renyi(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     if 2 * m > total:
         u, v = np.triu_indices(n, 1)
         pick = rng.choice(total, size=m, replace=False)
-        return np.column_stack([u[pick], v[pick]]).astype(np.int64)
-    pairs = _tidy(rng.integers(0, n, size=(int(m * 1.05) + 16, 2)), n)
-    while len(pairs) < m:
-        more = rng.integers(0, n, size=(2 * (m - len(pairs)) + 16, 2))
-        pairs = _tidy(np.concatenate([pairs, more]), n)
-    return pairs[:m]
+        keys = np.empty(2 * m, dtype=np.int64)
+        keys[:m] = u[pick].astype(np.int64) * n + v[pick]
+        return keys, m
+    keys = np.empty(0, dtype=np.int64)
+    drawn, more = 0, int(m * 1.05) + 16
+    while more:
+        grown = np.empty(2 * (drawn + more), dtype=np.int64)
+        grown[:drawn] = keys[:drawn]
+        keys = grown
+        for lo in range(drawn, drawn + more, BLOCK):
+            pairs = rng.integers(0, n, size=(min(BLOCK, drawn + more - lo), 2))
+            keys[lo : lo + len(pairs)] = _pair_keys(pairs[:, 0], pairs[:, 1], n)
+        drawn += more
+        distinct = _mark_repeats(keys, drawn)
+        more = 2 * (m - distinct) + 16 if distinct < m else 0
+    # The draws up to the m-th distinct pair; the distinct pairs drawn after it are dropped.
+    seen = 0
+    for lo in range(0, drawn if m else 0, BLOCK):
+        new = np.flatnonzero(keys[lo : lo + BLOCK] >= 0)
+        if seen + len(new) >= m:
+            return keys, lo + int(new[m - seen - 1]) + 1
+        seen += len(new)
+    return keys, 0
 
 
-def _ring_lattice(n: int, half: int) -> np.ndarray:
-    half = min(half, (n - 1) // 2) or 1
-    u = np.repeat(np.arange(n), half)
-    v = (u + np.tile(np.arange(1, half + 1), n)) % n
-    return np.column_stack([u, v])
-
-
-def _barabasi_albert(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+def _barabasi_albert(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Preferential attachment by the Batagelj-Brandes trick, resolved with pointer jumping.
 
     Node t >= m links to m earlier nodes, each picked by a uniform position in the list of all
     earlier edge ends: an even position is an edge's source node (known), an odd position is
     an edge's target, which is itself a pick made earlier and is found by following pointers.
+    Edge e is node m + e // m's; the targets are found a block of edges at a time, in the
+    second half of the keys (a node, or -1 - the earlier edge whose target it copies).
     """
     m = min(m, n - 1)
-    sources = np.repeat(np.arange(m, n), m)
-    e = np.arange(len(sources))
-    # The first node's m edges go to the m seed nodes 0..m-1.
-    first = e < m
-    # Positions in the endpoint list [s_0, t_0, s_1, t_1, ...] before this edge's node's edges.
-    start = 2 * (e - (e % m))
-    pos = np.where(first, -1, (rng.random(len(e)) * np.maximum(start, 1)).astype(np.int64))
-    target = np.where(first, e % m, -1)
-    even = (pos % 2 == 0) & ~first
-    target[even] = sources[pos[even] // 2]
-    pointer = np.where(target < 0, pos // 2, -1)  # edge whose target we copy
-    todo = np.flatnonzero(target < 0)
-    while len(todo):
-        ptr = pointer[todo]
-        known = target[ptr] >= 0
-        target[todo[known]] = target[ptr[known]]
-        pointer[todo[~known]] = pointer[ptr[~known]]
-        todo = todo[~known]
-    return _tidy(np.column_stack([sources, target]), n)
+    count = (n - m) * m
+    keys = np.empty(2 * count, dtype=np.int64)
+    target = keys[count:]
+    for lo in range(0, count, BLOCK):
+        e = np.arange(lo, min(lo + BLOCK, count), dtype=np.int64)
+        # Positions in the endpoint list [s_0, t_0, s_1, t_1, ...] before this edge's node's
+        # edges; the first node's m edges go to the m seed nodes 0..m-1.
+        start = 2 * (e - (e % m))
+        pos = (rng.random(len(e)) * np.maximum(start, 1)).astype(np.int64)
+        target[lo : lo + len(e)] = np.where(
+            e < m, e, np.where(pos % 2 == 0, m + pos // 2 // m, -1 - pos // 2)
+        )
+        # Pointers lead to earlier edges: those before this block are known already.
+        todo = np.flatnonzero(target[lo : lo + len(e)] < 0) + lo
+        while len(todo):
+            target[todo] = target[-1 - target[todo]]
+            todo = todo[target[todo] < 0]
+        keys[lo : lo + len(e)] = target[lo : lo + len(e)] * n + m + e // m
+    return keys, count
 
 
-def _tidy(pairs: np.ndarray, n: int, limit: int | None = None) -> np.ndarray:
-    pairs = np.sort(pairs, axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
-    _, first = np.unique(keys, return_index=True)
-    pairs = pairs[np.sort(first)]
-    return pairs[:limit] if limit is not None else pairs
+def _ring_keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """(keys, m): the m edges of a ring lattice, rewired for Watts-Strogatz: each edge from
+    person i to one of the k/2 next around the circle, a rewired edge keeping its first end and
+    getting a new, uniformly chosen other end."""
+    half = min(max(1, int(round(spec.mean_degree / 2))), (n - 1) // 2) or 1
+    m = n * half
+    # Which edges are rewired, in blocks (the stream of doubles does not depend on how it is
+    # cut); then their new ends, all at once.
+    rewired = new_ends = np.empty(0, dtype=np.int64)
+    if spec.kind is NetworkKind.watts_strogatz and spec.rewiring > 0:
+        rewired = np.concatenate([
+            np.flatnonzero(rng.random(min(BLOCK, m - lo)) < spec.rewiring) + lo
+            for lo in range(0, m, BLOCK)
+        ])  # fmt: skip
+        new_ends = rng.integers(0, n, size=len(rewired))
+    keys = np.empty(2 * m, dtype=np.int64)
+    for lo in range(0, m, BLOCK):
+        edge = np.arange(lo, min(lo + BLOCK, m), dtype=np.int64)
+        u = edge // half
+        v = (u + 1 + edge % half) % n
+        mine = slice(*np.searchsorted(rewired, [lo, lo + len(edge)]))
+        v[rewired[mine] - lo] = new_ends[mine]
+        keys[lo : lo + len(edge)] = _pair_keys(u, v, n)
+    return keys, m
+
+
+def _pair_keys(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    """The keys of a block of int64 pairs (u, v), either way round: min * n + max, -1 if
+    u == v."""
+    return np.where(u == v, -1, np.minimum(u, v) * n + np.maximum(u, v))
+
+
+def _mark_repeats(keys: np.ndarray, count: int) -> int:
+    """Set every repeat of a key in ``keys[:count]`` after its first to -1, using
+    ``keys[count : 2 * count]`` as room for a sorted copy; returns the number of distinct
+    keys (other than -1) left."""
+    ordered = keys[count : 2 * count]
+    ordered[:] = keys[:count]
+    ordered.sort()
+    distinct = count - int(np.searchsorted(ordered, 0))
+    repeated = [np.empty(0, dtype=np.int64)]
+    for lo in range(1, count, BLOCK):
+        block = ordered[lo : lo + BLOCK]
+        again = block[(block == ordered[lo - 1 : lo - 1 + len(block)]) & (block >= 0)]
+        distinct -= len(again)
+        repeated.append(again)
+    values = np.unique(np.concatenate(repeated))  # the keys drawn more than once
+    if len(values):
+        places = []
+        for lo in range(0, count, BLOCK):
+            block = keys[lo : min(lo + BLOCK, count)]
+            found = values[np.searchsorted(values, block).clip(max=len(values) - 1)] == block
+            places.append(np.flatnonzero(found) + lo)
+        where = np.concatenate(places)
+        _, first = np.unique(keys[where], return_index=True)
+        later = np.ones(len(where), dtype=bool)
+        later[first] = False
+        keys[where[later]] = -1
+    return distinct
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,54 +243,13 @@ def _row_blocks(indptr: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True))
 
 
-def contacts(spec: Network, n: int, rng: np.random.Generator) -> Adjacency | None:
-    """The network's :class:`Adjacency` (None for a well-mixed population), the same network
-    as :func:`edges` from the same generator state, and leaving the generator in the same
-    state. A ring or Watts-Strogatz network is generated in blocks straight into sort keys;
-    the other kinds come from their edge list."""
-    if spec.kind is NetworkKind.well_mixed:
-        return None
-    k = spec.mean_degree
-    if n < 2 or k <= 0:
-        return adjacency(NO_EDGES, n)
-    if spec.kind in (NetworkKind.erdos_renyi, NetworkKind.barabasi_albert):
-        return adjacency(edges(spec, n, rng), n)
-    return _from_keys(*_ring_keys(spec, n, rng), n)
-
-
-def _ring_keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """(keys, m): the m edges of a ring lattice, rewired for Watts-Strogatz as :func:`edges`
-    rewires them, as ``keys[:m]`` (u * n + v, u < v; -1 for a self-loop) in an array of 2m."""
-    half = min(max(1, int(round(spec.mean_degree / 2))), (n - 1) // 2) or 1
-    m = n * half
-    # Which edges are rewired: the same draws as edges() makes, in blocks (the stream of
-    # doubles does not depend on how it is cut); then their new ends, all at once, as there.
-    rewired = new_ends = np.empty(0, dtype=np.int64)
-    if spec.kind is NetworkKind.watts_strogatz and spec.rewiring > 0:
-        rewired = np.concatenate([
-            np.flatnonzero(rng.random(min(BLOCK, m - lo)) < spec.rewiring) + lo
-            for lo in range(0, m, BLOCK)
-        ])  # fmt: skip
-        new_ends = rng.integers(0, n, size=len(rewired))
-    keys = np.empty(2 * m, dtype=np.int64)  # the second half is for _from_keys
-    for lo in range(0, m, BLOCK):
-        edge = np.arange(lo, min(lo + BLOCK, m), dtype=np.int64)
-        u = edge // half
-        v = (u + 1 + edge % half) % n
-        mine = slice(*np.searchsorted(rewired, [lo, lo + len(edge)]))
-        v[rewired[mine] - lo] = new_ends[mine]
-        keys[lo : lo + len(edge)] = np.where(u == v, -1, np.minimum(u, v) * n + np.maximum(u, v))
-    return keys, m
-
-
 def adjacency(edge_list: np.ndarray, n: int) -> Adjacency:
     """The :class:`Adjacency` of an (m, 2) edge list (repeats and self-loops dropped)."""
     m = len(edge_list)
     keys = np.empty(2 * m, dtype=np.int64)
     for lo in range(0, m, BLOCK):
-        pair = edge_list[lo : lo + BLOCK].astype(np.int64)
-        u, v = pair.min(axis=1), pair.max(axis=1)
-        keys[lo : lo + len(pair)] = np.where(u == v, -1, u * n + v)
+        pairs = edge_list[lo : lo + BLOCK].astype(np.int64)
+        keys[lo : lo + len(pairs)] = _pair_keys(pairs[:, 0], pairs[:, 1], n)
     return _from_keys(keys, m, n)
 
 

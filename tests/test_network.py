@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -261,6 +263,55 @@ def test_contacts_are_the_edge_lists_network_from_the_same_draws(kind, block, mo
         voices = np.random.default_rng(4).integers(-(2**20), 2**20, n).astype(np.int32)
         product = got @ voices
         assert product.dtype == np.int32 and np.array_equal(product, want @ voices)
+
+
+RANDOM = [NetworkKind.erdos_renyi, NetworkKind.barabasi_albert]
+
+
+@pytest.mark.parametrize("block", [5, 1 << 22], ids=["small blocks", "one block"])
+@pytest.mark.parametrize("kind", RANDOM, ids=lambda k: k.value)
+def test_random_kinds_contacts_are_the_edge_lists_network_and_leave_the_same_state(
+    kind, block, monkeypatch
+):
+    """Erdos-Renyi and Barabasi-Albert contacts, built from sort keys, are the edge list's
+    network from the same draws, leaving the generator in the same state: tiny and two-person
+    networks, small dense ones where the pairs are drawn again until m are distinct, more than
+    half of all pairs (picked directly), a mean degree beyond the population, a degree under
+    one edge, and blocks ending inside the draws."""
+    monkeypatch.setattr(network, "BLOCK", block)
+    sizes = [(2, 1), (2, 10), (3, 2), (5, 3), (12, 50), (20, 10), (50, 10), (60, 30),
+             (100, 45), (301, 6.5), (1000, 0.0004), (N, K)]  # fmt: skip
+    for n, k in sizes:
+        for seed in (0, 1, 2, 3):
+            spec = Network(kind=kind, mean_degree=k)
+            via_edges, direct = np.random.default_rng(seed), np.random.default_rng(seed)
+            want = adjacency(edges(spec, n, via_edges), n)
+            got = network.contacts(spec, n, direct)
+            assert np.array_equal(got.indptr, want.indptr), (n, k, seed)
+            assert np.array_equal(got.indices, want.indices), (n, k, seed)
+            assert direct.bit_generator.state == via_edges.bit_generator.state, (n, k, seed)
+
+
+EDGES_BEFORE = {  # commit b11dd9cd, before the random kinds were built from sort keys
+    ("erdos_renyi", 2000, 10): "dd3889b082233136",
+    ("erdos_renyi", 50, 10): "dbf7f7968b93f32c",  # pairs drawn again until 250 are distinct
+    ("erdos_renyi", 12, 50): "ea76fc3713dcd72f",  # the complete graph, picked directly
+    ("barabasi_albert", 2000, 10): "7eaa5d7c49f3ea69",
+    ("barabasi_albert", 3, 4): "2f788123f3d0d739",
+    ("watts_strogatz", 2000, 10): "b63331a0a4a3f723",
+}
+
+
+@pytest.mark.parametrize(("kind", "n", "k"), list(EDGES_BEFORE))
+def test_the_edge_lists_and_the_draws_after_them_are_those_of_before(kind, n, k):
+    """Every result is bit-identical from a seed: the edges, in their order, and the numbers
+    drawn after them are those the generators made before (a sha256 of both)."""
+    rng = np.random.default_rng(11)
+    extra = {"rewiring": 0.1} if kind == "watts_strogatz" else {}
+    e = edges(Network(kind=NetworkKind(kind), mean_degree=k, **extra), n, rng)
+    after = rng.integers(0, 2**62, 4)
+    digest = hashlib.sha256(e.astype("<i8").tobytes() + after.astype("<i8").tobytes())
+    assert digest.hexdigest()[:16] == EDGES_BEFORE[kind, n, k]
 
 
 def test_well_mixed_has_no_contacts_to_keep():

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from cxsim import ENGINE_NAMES
 from cxsim.errors import PartError, ResultsError, ScenarioError
 from cxsim.executors import WorkerDied, deaths_line
-from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop
+from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop, stop_asked
 
 if TYPE_CHECKING:
     from cxsim.scenario import Scenario
@@ -313,7 +313,10 @@ def _kept_on_interrupt(folder: Path, planned: int | None, precision,
 def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
     """The first Ctrl-C stops the work and says what finished (a KeyboardInterrupt); a second
     one, while that is under way, ends the process at once: the finished runs are on disk
-    already, the lock goes with the process and the pool's workers die with it."""
+    already, the lock goes with the process and the pool's workers die with it. A first one
+    that Python swallows (raised in a weakref callback or a __del__) is raised again before
+    the next part is saved or the final files are moved in (see cxsim.workfolder), and prints
+    no "Exception ignored" traceback."""
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
         yield  # not ours to change (a test runner, a host program, an ignored SIGINT)
@@ -329,11 +332,22 @@ def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
         ask_to_stop()  # raised again if Python swallows this one (see cxsim.workfolder)
         raise KeyboardInterrupt
 
+    def unraisable(info) -> None:
+        # The KeyboardInterrupt of ``first`` raised inside a weakref callback or a __del__ (the
+        # garbage collector runs them anywhere: in pandas, matplotlib, ...) is swallowed by
+        # Python, which would print "Exception ignored" and its traceback; it is raised again
+        # (stop_if_asked), so say nothing of it here.
+        if not (issubclass(info.exc_type, KeyboardInterrupt) and stop_asked()):
+            hook(info)
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
     signal.signal(signal.SIGINT, first)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = hook
         ask_to_stop(False)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import itertools
+import weakref
 from random import Random
 
 import mesa
@@ -10,6 +12,23 @@ import networkx as nx
 from mesa.discrete_space import Network
 
 _NETWORK_HAS_LAYOUT = "layout" in inspect.signature(Network.__init__).parameters
+
+
+class AgentIds(weakref.WeakKeyDictionary):
+    """Agent ids counted per model (from 1), held without keeping the model alive.
+
+    Mesa 3.3 counts them in ``Agent._ids``, a class-level defaultdict keyed by the model: every
+    model that ever made an agent stays in memory, its agents, space and tables with it, for as
+    long as the process lives (Mesa's issue #3179; its fix, PR #3180, counts in the model and
+    reads no ``_ids``, so there this goes unused). An agent class sets ``_ids = AgentIds()`` to
+    count here instead."""
+
+    def __getitem__(self, model):
+        try:
+            return super().__getitem__(model)
+        except KeyError:
+            counter = self[model] = itertools.count(1)
+            return counter
 
 
 def network_space(graph: nx.Graph, random: Random) -> Network:

@@ -63,8 +63,7 @@ def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ())
     """Read the scenarios of one comparison; ``--set`` strings may target one of them.
 
     ``"key=value"`` applies to every scenario; ``"target:key=value"`` only to the scenario
-    whose ``name`` (as its file and bases give it, before any override) is ``target``, else
-    whose file stem is ``target``, else, for a number, the one at that 1-based position.
+    ``target`` names (see :func:`targeted`).
     """
     paths = [Path(s) for s in sources]
     documents = [_resolve(read_text(p, show_path(p)), str(p)) for p in paths]
@@ -73,7 +72,7 @@ def load_scenarios(sources: Sequence[str | Path], overrides: Iterable[str] = ())
     chosen: list[list[str]] = [[] for _ in paths]
     for item in [overrides] if isinstance(overrides, str) else overrides:
         target, setting = _split_target(item)
-        for i in _targeted(target, item, names, stems):
+        for i in targeted(target, names, stems, f"--set {item!r}"):
             chosen[i].append(setting)
     return [
         _finish(data, lines, str(path), settings)
@@ -361,17 +360,20 @@ def _split_target(item: Any) -> tuple[str | None, Any]:
     return target.strip(), setting
 
 
-def _targeted(
-    target: str | None, item: str, names: list[str | None], stems: list[str]
-) -> list[int]:
-    """Indices of the scenarios a --set target names: by name, else file stem, else number."""
+def targeted(target: str | None, names: list[str | None], stems: list[str], where: str,
+             among: str = "run") -> list[int]:  # fmt: skip
+    """Indices of the scenarios that ``target`` (the NAME of ``NAME:key``) names, among
+    scenarios of ``names`` (as their files and bases give them, before any override) read from
+    files of ``stems``: every one for None; for a number, the one at that 1-based position;
+    else the one of that name, else of that file stem. The one rule of ``cxsim run --set`` and
+    of a sweep file's keys. An empty, ambiguous or unknown target is a ScenarioError starting
+    with ``where`` (``--set 'ITEM'``, or a sweep file's line and field); ``among``: a run or a
+    sweep, for the message."""
     count = len(names)
     if target is None:
         return list(range(count))
     if not target:
-        raise ScenarioError(
-            f"--set {item!r}: expected a scenario name, file stem or position before ':'"
-        )
+        raise ScenarioError(f"{where}: expected a scenario name, file stem or position before ':'")
     if target.isdigit():
         if 1 <= int(target) <= count:
             return [int(target) - 1]
@@ -385,11 +387,11 @@ def _targeted(
     if matches:
         positions = ", ".join(str(i + 1) for i in matches)
         raise ScenarioError(
-            f"--set {item!r}: {target!r} names scenarios {positions}; use the position instead"
+            f"{where}: {target!r} names scenarios {positions}; use the position instead"
         )
     known = ", ".join(f"{i + 1} {name or stems[i]!r}" for i, name in enumerate(names))
     raise ScenarioError(
-        f"--set {item!r}: no scenario {target!r} in this run; name one of {known} "
+        f"{where}: no scenario {target!r} in this {among}; name one of {known} "
         "(by name, file stem or position)"
     )
 

@@ -188,8 +188,10 @@ def manifest_sessions(folder: Path, wall_seconds: float) -> dict:
 
 
 # A Ctrl-C whose KeyboardInterrupt Python swallowed (raised inside a weakref callback or a
-# __del__, it is printed as "Exception ignored" and the work goes on) is raised again here,
-# before the next part is saved and before the final files are moved in.
+# __del__, Python hands it to sys.unraisablehook and the work goes on) is raised again here,
+# before the next part is saved and before the final files are moved in. (The command line's
+# hook keeps such a swallowed one quiet: Python's own prints "Exception ignored" and a
+# traceback.)
 _stop_asked = [False]
 
 
@@ -198,9 +200,14 @@ def ask_to_stop(asked: bool = True) -> None:
     _stop_asked[0] = asked
 
 
+def stop_asked() -> bool:
+    """Whether Ctrl-C was pressed (:func:`ask_to_stop`) and not yet forgotten."""
+    return _stop_asked[0]
+
+
 def stop_if_asked() -> None:
     """Raise KeyboardInterrupt if Ctrl-C was pressed and the work still goes on."""
-    if _stop_asked[0]:
+    if stop_asked():
         raise KeyboardInterrupt
 
 

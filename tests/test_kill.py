@@ -273,3 +273,53 @@ def test_ctrl_c_before_a_resume_begins_names_the_folder_and_the_command(
     err = capsys.readouterr().err.strip()
     assert "1 runs finished and are kept in" in err
     assert err.endswith(f"cxsim run --resume {folder}")
+
+
+# Ctrl-C while the garbage collector runs a weakref callback (it does so anywhere: in pandas,
+# matplotlib...): Python swallows the KeyboardInterrupt and would print "Exception ignored"
+# and a traceback. Here the callback comes while the final files are written.
+CTRL_C_IN_A_CALLBACK = """
+import os, signal, sys, weakref
+import pandas as pd
+from cxsim.cli import main
+
+real, refs = pd.DataFrame.to_csv, []
+
+class Litter:
+    pass
+
+def collected(ref):
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # the handler's KeyboardInterrupt comes in here
+        pass
+
+def to_csv(self, path, *args, **kwargs):
+    if not refs and ".writing" in str(path):
+        litter = Litter()
+        refs.append(weakref.ref(litter, collected))
+        del litter  # collected now: the callback runs
+    return real(self, path, *args, **kwargs)
+
+pd.DataFrame.to_csv = to_csv
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_ctrl_c_swallowed_by_a_callback_while_writing_stops_without_a_traceback(tmp_path, kind):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP, encoding="utf-8")
+    args = [*RUN] if kind == "run" else ["sweep", str(sweep)]
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_CALLBACK, *args, "--workers", "1",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120, preexec_fn=_hears_ctrl_c)  # fmt: skip
+    folder = only_folder(tmp_path / "out")
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    kept = {"run": "while writing the results; all 4 runs are kept in",
+            "sweep": "8 of 8 runs finished and are kept in"}[kind]  # fmt: skip
+    assert f"{kept} {folder}" in done.stderr
+    assert done.stderr.strip().endswith(f"cxsim {kind} --resume {folder}")
+    assert not (folder / "manifest.json").exists() and not (folder / ".writing").exists()
+    assert main([kind, "--resume", str(folder), "--workers", "1"]) == 0
+    assert (folder / "manifest.json").exists() and not (folder / "plan.json").exists()

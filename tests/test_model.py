@@ -346,3 +346,23 @@ def test_others_picks_the_same_people_as_the_complement_it_does_not_build():
         rest = np.setdiff1d(np.arange(m), taken)
         positions = rng.permutation(len(rest))[: len(rest) // 3]
         assert np.array_equal(others(taken, positions), rest[positions])
+
+
+def test_an_agents_model_dropped_is_freed():
+    """Nothing global keeps a model that was built and stepped alive: Mesa 3.3's Agent._ids
+    (a class-level dict keyed by the model) and its cell neighbourhoods (a functools.cache of
+    the Cell class) did, so a worker that ran many models grew by megabytes a model."""
+    import gc
+    import weakref
+
+    spec = small()
+    assert spec.network.kind is not NetworkKind.well_mixed  # the people listen on the network
+    dropped = []
+    for seed in range(2):
+        model = ENGINES["agents"](spec, rng=seed)
+        for _ in range(3):
+            model.step()
+        dropped.append(weakref.ref(model))
+        del model
+    gc.collect()
+    assert [ref() for ref in dropped] == [None, None]

@@ -143,6 +143,86 @@ def test_a_bad_sweep_file_exits_2_naming_file_line_and_field(tmp_path, capsys, c
     assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
+def _targeted_sweep(tmp_path: Path, parameter: str, override: str) -> tuple[Path, str]:
+    """A sweep of two scenarios whose files are both named market.yaml (names one and two)."""
+    for folder, base, name in (("a", REACTIVE, "one"), ("b", PROACTIVE, "two")):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder, f"base: {base}\nname: {name}\n", "market.yaml")
+    text = (f"scenarios: [a/market.yaml, b/market.yaml]\nparameters:\n  {parameter}\n"
+            f"replications: 1\noverrides:\n  population.customers: 60\n  {override}\n")  # fmt: skip
+    return write(tmp_path, text), text
+
+
+@pytest.mark.parametrize(
+    ("parameter", "override", "wrong", "expected"),
+    [
+        ("strategy.detection: [0.2, 0.5]", "nope:strategy.outreach: 0.1", "nope",
+         "overrides.nope:strategy.outreach: no scenario 'nope' in this sweep; name one of "
+         "1 'one', 2 'two' (by name, file stem or position)"),
+        ("3:strategy.detection: [0.2, 0.5]", "strategy.outreach: 0.1", "3:",
+         "parameters.3:strategy.detection: no scenario '3' in this sweep; name one of "
+         "1 'one', 2 'two' (by name, file stem or position)"),
+        ("market:strategy.detection: [0.2, 0.5]", "strategy.outreach: 0.1", "market:",
+         "parameters.market:strategy.detection: 'market' names scenarios 1, 2; use the "
+         "position instead"),
+        ("strategy.detection: [0.2, 0.5]", "market:strategy.outreach: 0.1", "market:",
+         "overrides.market:strategy.outreach: 'market' names scenarios 1, 2; use the position "
+         "instead"),
+        ("strategy.detection: [0.2, 0.5]", ":strategy.outreach: 0.1", ":strategy",
+         "overrides.:strategy.outreach: expected a scenario name, file stem or position "
+         "before ':'"),
+    ],
+)  # fmt: skip
+def test_a_target_naming_no_scenario_or_several_is_refused_as_run_refuses_it(
+    tmp_path, capsys, parameter, override, wrong, expected
+):
+    path, text = _targeted_sweep(tmp_path, parameter, override)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if wrong in t)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"cxsim: error: {path}:{line}: {expected}", err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_target_that_is_one_scenarios_name_and_anothers_stem_picks_as_run_does(tmp_path):
+    """'proactive' is the first scenario's name and the second's file stem: by name first, in
+    a run's --set as in a sweep file's overrides and parameters."""
+    from cxsim.loading import load_scenarios
+    from cxsim.sweep.run import _tasks
+
+    first = write(tmp_path, f"base: {REACTIVE}\nname: proactive\n", "copy.yaml")
+    second = write(tmp_path, f"base: {PROACTIVE}\nname: other\n", "proactive.yaml")
+    path = write(tmp_path, "scenarios: [copy.yaml, proactive.yaml]\nparameters:\n"
+                 "  proactive:strategy.prevention: [0.1, 0.2]\nreplications: 1\noverrides:\n"
+                 "  population.customers: 60\n  proactive:strategy.detection: 0.7\n")  # fmt: skip
+    sweep = load_sweep(path)
+    points, _ = design(sweep)
+    tasks = _tasks(sweep, points, [1])
+    for p, value in enumerate(points["proactive:strategy.prevention"]):
+        ran = load_scenarios([first, second], ["population.customers=60",
+                             "proactive:strategy.detection=0.7",
+                             f"proactive:strategy.prevention={value}"])  # fmt: skip
+        swept = [t.spec for t in tasks if t.point == p]
+        assert [s.model_dump() for s in swept] == [s.model_dump() for s in ran]
+        assert [s.strategy.prevention for s in swept] == [value, ran[1].strategy.prevention]
+        assert ran[1].strategy.prevention != value
+
+
+def test_a_plan_keeps_the_targets_and_one_from_before_finds_them_again(tmp_path):
+    import json
+
+    from cxsim.sweep.spec import Sweep
+
+    path, _ = _targeted_sweep(tmp_path, "2:strategy.detection: [0.2, 0.5]",
+                              "one:strategy.outreach: 0.1")  # fmt: skip
+    sweep = load_sweep(path)
+    assert sweep.targets == {"one:strategy.outreach": 0, "2:strategy.detection": 1}
+    plan = json.loads(json.dumps(sweep.to_plan()))
+    assert Sweep.from_plan(plan, "plan.json").targets == sweep.targets
+    del plan["targets"]  # a plan written before the targets were kept
+    assert Sweep.from_plan(plan, "plan.json").targets == sweep.targets
+
+
 def test_a_sobol_base_that_is_not_a_power_of_two_is_refused(tmp_path):
     with pytest.raises(Exception, match=r"x.yaml:\d+: points: expected a power of 2.*found 6"):
         parse_sweep(sweep_text(BOUNDS, "design: sobol\npoints: 6\n"), str(tmp_path / "x.yaml"))

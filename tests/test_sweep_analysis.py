@@ -296,13 +296,12 @@ def test_a_targeted_parameter_reaches_only_its_scenario():
     support lever without a target varies in both (the shipped grid)."""
     from cxsim.sweep import design, load_sweep
     from cxsim.sweep.design import point_overrides
-    from cxsim.sweep.spec import targeted
+    from cxsim.sweep.spec import for_scenario
 
     sweep = load_sweep(ROOT / "scenarios" / "sweep_detection_vs_resolution.yaml")
     points, _ = design(sweep)
     last = point_overrides(points, len(points) - 1)
-    reactive, proactive = (targeted(last, i, s, src) for i, (s, src) in enumerate(
-        zip(sweep.scenarios, sweep.scenario_sources, strict=True)))  # fmt: skip
+    reactive, proactive = (for_scenario(last, i, sweep.targets) for i in range(2))
     assert "strategy.detection" not in reactive
     assert proactive["strategy.detection"] == pytest.approx(0.9)
     assert reactive["strategy.first_contact_resolution"] == pytest.approx(0.9)

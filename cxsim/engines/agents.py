@@ -41,6 +41,8 @@ class Experiences:
 class Person(CellAgent):
     """A prospect, customer or former customer, placed on one node of the social network."""
 
+    _ids = compat.AgentIds()  # Mesa 3.3's own would keep every model alive (see compat)
+
     def __init__(self, model: AgentsModel, index: int, traits: dict[str, np.ndarray]) -> None:
         super().__init__(model)
         self.index = index
@@ -91,7 +93,10 @@ class Person(CellAgent):
         if self.model.well_mixed:
             self.promoter_contacts, self.detractor_contacts = self.model.mean_field
             return
-        voices = [other.voice for other in self.cell.neighborhood.agents]
+        # The cells linked to this one, not Mesa's cell.neighborhood: Mesa caches that in a
+        # functools.cache of the Cell class, which keeps every cell asked, and through its
+        # agents their model, alive for good.
+        voices = [other.voice for cell in self.cell.connections.values() for other in cell.agents]
         self.promoter_contacts = voices.count(PROMOTER)
         self.detractor_contacts = voices.count(DETRACTOR)
 

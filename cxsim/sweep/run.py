@@ -54,7 +54,7 @@ from cxsim.results import (
 )
 from cxsim.scenario import Scenario
 from cxsim.sweep.design import POINT, design, point_overrides
-from cxsim.sweep.spec import Sweep, targeted, unblame
+from cxsim.sweep.spec import Sweep, for_scenario, unblame
 from cxsim.workfolder import PARTS, PLAN, atomic, manifest_sessions
 
 TAGS = [POINT, "scenario", "replication", "seed"]
@@ -263,7 +263,7 @@ def _tasks(sweep: Sweep, points: pd.DataFrame, seeds: list[int]) -> list[SweepTa
     for p in range(len(points)):
         overrides = point_overrides(points, p)
         for s, base in enumerate(sweep.scenarios):
-            mine = targeted(overrides, s, base, sweep.scenario_sources[s])
+            mine = for_scenario(overrides, s, sweep.targets)
             try:
                 spec = apply_overrides(base, mine)
                 guards.check(spec, sweep.source, sweep.spec.engine)

@@ -36,6 +36,7 @@ from cxsim.loading import (
     read_text,
     read_yaml,
     show_path,
+    targeted,
     validate,
 )
 from cxsim.metrics import FIGURES
@@ -276,6 +277,10 @@ class Sweep:
     scenarios: list[Scenario]
     integers: frozenset[str] = field(default_factory=frozenset)
     """Parameters that are whole numbers in the scenario (population sizes): points rounded."""
+    targets: dict[str, int] = field(default_factory=dict)
+    """The scenario (index) that each ``NAME:key`` of the overrides and parameters names, as
+    ``cxsim run --set`` picks it (:func:`cxsim.loading.targeted`: by the names the files give,
+    before any override); see :func:`for_scenario`."""
 
     @property
     def name(self) -> str:
@@ -307,6 +312,7 @@ class Sweep:
             "scenario_sources": self.scenario_sources,
             "scenarios": [s.model_dump(mode="json") for s in self.scenarios],
             "integers": sorted(self.integers),
+            "targets": self.targets,
         }
 
     @classmethod
@@ -318,8 +324,13 @@ class Sweep:
             raise ScenarioError(describe(exc, data["sweep"], label, {}, SweepSpec)) from None
         scenarios = [validate(s, f"{label} (scenario {i + 1})") for i, s in
                      enumerate(data["scenarios"])]  # fmt: skip
-        return cls(spec, str(data["source"]), [str(s) for s in data["scenario_sources"]],
-                   scenarios, frozenset(str(k) for k in data.get("integers", [])))  # fmt: skip
+        sources = [str(s) for s in data["scenario_sources"]]
+        targets = data.get("targets")
+        if targets is None:  # a plan from before targets were kept: the names it has
+            targets = _targets(spec, [s.name for s in scenarios], sources, label, {})
+        return cls(spec, str(data["source"]), sources, scenarios,
+                   frozenset(str(k) for k in data.get("integers", [])),
+                   {str(k): int(v) for k, v in targets.items()})  # fmt: skip
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -347,30 +358,25 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
             f"{locate(filename, lines, ('scenarios', twice))}: scenarios[{twice}]: "
             f"{show_path(spec.scenarios[twice])} is listed twice; each scenario once"
         )
-    sources, scenarios = [], []
+    sources, read = [], []
     for i, relative in enumerate(spec.scenarios):
         where = f"{locate(filename, lines, ('scenarios', i))}: scenarios[{i}]"
         source = folder / relative
         try:
-            spec_i = load_scenario(source)
+            read.append(load_scenario(source))
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
-        spec_i = _override(spec_i, targeted(spec.overrides, i, spec_i, str(source)),
-                           locate(filename, lines, ("overrides",)), "overrides")  # fmt: skip
         sources.append(str(source))
-        scenarios.append(spec_i)
+    targets = _targets(spec, [s.name for s in read], sources, filename, lines)
+    where = locate(filename, lines, ("overrides",))
+    scenarios = [_override(s, for_scenario(spec.overrides, i, targets), where, "overrides")
+                 for i, s in enumerate(read)]  # fmt: skip
     _check_together(scenarios, filename, lines)
     integers = set()
     for name, parameter in spec.parameters.items():
         where = locate(filename, lines, ("parameters", name))
-        unknown = [t for t in _targets({name: None}) if _match(t, scenarios, sources) is None]
-        if unknown:
-            raise ScenarioError(
-                f"{where}: parameters.{name}: no scenario {unknown[0]!r} in this sweep; name one "
-                f"of {', '.join(repr(s.name) for s in scenarios)} (or its file stem or position)"
-            )
         for i, scenario in enumerate(scenarios):
-            key = next(iter(targeted({name: None}, i, scenario, sources[i])), None)
+            key = next(iter(for_scenario({name: None}, i, targets)), None)
             if key is None:
                 continue  # the parameter is another scenario's
             current = _value_at(scenario, key)
@@ -380,7 +386,7 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
                 if name in integers and isinstance(value, float):
                     value = round(value)
                 _override(scenario, {key: value}, where, f"parameters.{name}")
-    return Sweep(spec, filename, sources, scenarios, frozenset(integers))
+    return Sweep(spec, filename, sources, scenarios, frozenset(integers), targets)
 
 
 def _override(scenario: Scenario, overrides: dict, where: str, label: str) -> Scenario:
@@ -428,37 +434,31 @@ def _value_at(scenario: Scenario, dotted: str) -> Any:
     return node
 
 
-def _targets(overrides: dict) -> list[str]:
-    """The scenario targets named in keys such as ``proactive:strategy.detection``."""
-    return [key.partition(":")[0] for key in overrides if ":" in key]
+def _targets(spec: SweepSpec, names: list[str], sources: list[str], filename: str,
+             lines: Lines) -> dict[str, int]:  # fmt: skip
+    """The scenario (index) each ``NAME:key`` of the overrides and parameters names, by the
+    rule of ``cxsim run --set`` (:func:`cxsim.loading.targeted`, with ``names`` as the files
+    give them); a target that names none or several is blamed on its line and field."""
+    stems = [Path(source).stem for source in sources]
+    targets = {}
+    for section in ("overrides", "parameters"):
+        for key in getattr(spec, section):
+            target, colon, _ = key.partition(":")
+            if colon:
+                where = f"{locate(filename, lines, (section, key))}: {section}.{key}"
+                (targets[key],) = targeted(target.strip(), names, stems, where, "sweep")
+    return targets
 
 
-def _match(target: str, scenarios: list[Scenario], sources: list[str]) -> int | None:
-    """Index of the scenario a target names: a 1-based position, its name, or its file stem."""
-    if target.isdigit():
-        return int(target) - 1 if 0 < int(target) <= len(scenarios) else None
-    for i, s in enumerate(scenarios):
-        if s.name == target:
-            return i
-    for i, source in enumerate(sources):
-        if Path(source).stem == target:
-            return i
-    return None
-
-
-def targeted(overrides: dict, index: int, scenario: Scenario, source: str) -> dict:
-    """The overrides that apply to one scenario of a sweep, with their targets removed: keys
-    without a target apply to every scenario; ``NAME:key`` only to the scenario NAME names
-    (its name, file stem or 1-based position), as with ``cxsim run --set NAME:key=value``."""
+def for_scenario(overrides: dict, index: int, targets: dict[str, int]) -> dict:
+    """The overrides (the file's, or a point's parameter values) that apply to scenario
+    ``index`` of a sweep, with their targets removed: a key without a target applies to every
+    scenario; ``NAME:key`` to the one ``targets`` (:attr:`Sweep.targets`) says NAME names."""
     out = {}
     for key, value in overrides.items():
-        target, colon, dotted = key.partition(":")
+        _, colon, dotted = key.partition(":")
         if not colon:
             out[key] = value
-        elif (
-            target.isdigit()
-            and int(target) == index + 1
-            or target in (scenario.name, Path(source).stem)
-        ):
+        elif targets[key] == index:
             out[dotted] = value
     return out

@@ -188,12 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cxsim import checkpoint, executors
-
-    try:
-        checkpoint.interval()  # a wrong value is said now, not by every run
-    except checkpoint.CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+    from cxsim import executors
 
     if (args.workers or os.cpu_count() or 1) > 1:
         # The workers' imports, alongside this process's; matplotlib too, once for both chart
@@ -202,7 +197,12 @@ def _run(args: argparse.Namespace) -> int:
             "cxsim.experiment", "matplotlib.pyplot", "matplotlib.backends.backend_agg"
         )
     # findings and report are for the end; loaded now, while the fork server starts.
-    from cxsim import charts, findings, report  # noqa: F401
+    from cxsim import charts, checkpoint, findings, report  # noqa: F401
+
+    try:
+        checkpoint.interval()  # a wrong value is said now, not by every run
+    except checkpoint.CheckpointError as exc:
+        raise UsageError(str(exc)) from None
     from cxsim.experiment import run_experiment
     from cxsim.results import Plan, start, unwritten, write_experiment
 

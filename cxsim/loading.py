@@ -426,7 +426,7 @@ def read_yaml(
             f"{filename}: the file is empty; expected a mapping of sections such as "
             "'strategy:' (an empty mapping '{}' runs every default)"
         )
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
         raise ScenarioError(
             f"{filename}:{node.start_mark.line + 1}: expected a mapping of {sections}, "
             f"found {_node_kind(node)}"
@@ -520,7 +520,10 @@ def _unbuildable_line(loader: yaml.SafeLoader, root: yaml.Node) -> int | str:
 def _node_kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return f"the value {_show(node.value)}" if isinstance(node, yaml.ScalarNode) else "a mapping"
+    if isinstance(node, yaml.ScalarNode):
+        return f"the value {_show(node.value)}"
+    tag = node.tag.rsplit(":", 1)[-1]
+    return "a mapping" if tag == "map" else f"a {tag} (tag !!{tag})"  # e.g. !!set: a set
 
 
 def _index_lines(

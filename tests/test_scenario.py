@@ -633,6 +633,15 @@ def parses_or_scenario_error(text: str, overrides=()) -> None:
         assert isinstance(result, Scenario)
 
 
+@pytest.mark.parametrize("text", ["!!set {}", "!!set {time: null}", "--- !!set\n? time\n"])
+def test_a_file_that_is_a_set_is_refused_in_one_line(text):
+    """A mapping tagged !!set is loaded as a Python set, not the mapping of sections (found by
+    the fuzz test below: it raised AttributeError)."""
+    with pytest.raises(ScenarioError, match=r"x.yaml:\d+: expected a mapping of sections .* "
+                       r"found a set \(tag !!set\)"):  # fmt: skip
+        parse_scenario(text, "x.yaml")
+
+
 @FUZZ
 @given(yaml_text)
 def test_fuzz_any_text_gives_a_scenario_or_a_scenario_error(text):

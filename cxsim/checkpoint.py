@@ -3,10 +3,12 @@
 A run of a large market (millions of people, hundreds of steps) takes minutes, and a killed
 worker or machine would otherwise lose all of it. When ``cxsim run`` works in a results folder,
 each vector-engine run saves its state every :func:`interval` seconds of stepping (one minute;
-``CXSIM_CHECKPOINT_SECONDS`` changes it, 0 turns it off) as ``parts/.state-<run>.npz``. A run
-started again on that folder (``cxsim run --resume``, or the pool running a task again after its
-worker died) continues from the saved step instead of step 0, and ends with the same tables,
-byte for byte, as a run never stopped. The file goes when the run's part is saved.
+``CXSIM_CHECKPOINT_SECONDS`` changes it, 0 saves none) as ``parts/.state-<run>.npz``, and once
+more when Ctrl-C stops a pool's runs in hand (their workers are asked to wind up, see
+:class:`cxsim.executors.PoolExecutor`). A run started again on that folder (``cxsim run
+--resume``, or the pool running a task again after its worker died) continues from the saved
+step instead of step 0, and ends with the same tables, byte for byte, as a run never stopped.
+The file goes when the run's part is saved.
 
 Only what stepping changes is saved: each engine names it (``CustomerModel.dynamic``). The rest,
 the people's lifelong traits and the network, is built again from the scenario and seed exactly as
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxsim.executors import wind_up_asked
 from cxsim.workfolder import atomic
 
 if TYPE_CHECKING:  # the engines (and Mesa) are loaded where runs step, not where they are planned
@@ -39,8 +42,16 @@ FORMAT = 1
 """Version of the file's layout; a state of another version is not used."""
 EVERY = 60.0
 """Seconds of stepping between two saves, unless ``CXSIM_CHECKPOINT_SECONDS`` says otherwise."""
+WIND_UP = 60.0
+"""Seconds a run in a pool worker is given, once the command is stopped (Ctrl-C), to end its
+step and save its state before it is ended anyway (a step and a save of 100M people: some 10 s)."""
 VARIABLE = "CXSIM_CHECKPOINT_SECONDS"
 _STATE = "__state__"  # the .npz member holding the JSON
+
+
+class Stopped(Exception):  # noqa: N818 (what happened to the run)
+    """A run in a pool worker was asked to wind up (the command was stopped): it saved its
+    state and ended early; nobody collects it, and a resume goes on from that state."""
 
 
 class CheckpointError(ValueError):
@@ -48,7 +59,8 @@ class CheckpointError(ValueError):
 
 
 def interval() -> float:
-    """Seconds between saves: ``CXSIM_CHECKPOINT_SECONDS`` if set (0: never save), else EVERY."""
+    """Seconds between saves: ``CXSIM_CHECKPOINT_SECONDS`` if set (0: never save, but still go
+    on from a state saved before), else EVERY."""
     text = os.environ.get(VARIABLE)
     if text is None or not text.strip():
         return EVERY
@@ -85,16 +97,21 @@ class Saving:
 
 def run(model: CustomerModel, saving: Saving | None) -> int:
     """Step ``model`` to its horizon, first continuing from ``saving``'s state if there is a
-    usable one and saving the state every ``saving.every`` seconds. Returns the step it
-    started from (0: from the beginning)."""
-    if saving is None or not model.dynamic or saving.every <= 0:
+    usable one, and saving the state every ``saving.every`` seconds (never if 0) and when its
+    pool worker is asked to wind up. Returns the step it started from (0: the beginning)."""
+    if saving is None or not model.dynamic:
         model.run()
         return 0
     start = restore(model, saving) if saving.path.exists() else 0
     last = time.monotonic()
     while model.running:
         model.step()
-        if model.running and time.monotonic() - last >= saving.every:
+        if not model.running or saving.every <= 0:
+            continue
+        if wind_up_asked():  # the run was stopped: keep the steps made
+            save(model, saving)
+            raise Stopped(f"stopped at step {model.steps}, its state saved in {saving.path}")
+        if time.monotonic() - last >= saving.every:
             save(model, saving)
             last = time.monotonic()
     return start

@@ -29,7 +29,7 @@ import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
@@ -153,10 +153,22 @@ class _RemoteTraceback(Exception):  # noqa: N818 (as concurrent.futures names it
         return f"\n{self.args[0]}"
 
 
+_wind_up = [False]  # in a pool worker: the parent asked the task in hand to wind up
+
+
+def wind_up_asked() -> bool:
+    """Whether this process is a pool worker whose parent, being stopped, asks the task in
+    hand to end early, keeping what it can (see :class:`PoolExecutor`'s ``grace``): a long
+    task checks this now and then; it is never asked in any other process."""
+    return _wind_up[0]
+
+
 def _serve(conn, fn: Callable[[Any], Any]) -> None:
     """A pool worker: run ``fn`` on each ``(index, args)`` received and send back ``(index,
-    ok, result or exception, traceback text)``; ``None`` or a closed pipe ends it."""
+    ok, result or exception, traceback text)``; ``None`` or a closed pipe ends it. SIGUSR1
+    asks the task in hand to wind up (:func:`wind_up_asked`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # on Ctrl-C the parent stops its workers
+    signal.signal(signal.SIGUSR1, lambda signum, frame: _wind_up.__setitem__(0, True))
     while True:
         try:
             item = conn.recv()
@@ -165,6 +177,7 @@ def _serve(conn, fn: Callable[[Any], Any]) -> None:
         if item is None:
             return
         index, args = item
+        _wind_up[0] = False
         try:
             reply = (index, True, fn(args), None)
         except Exception as exc:
@@ -277,10 +290,16 @@ class PoolExecutor:
     A worker that dies is replaced, and its task run again on a fresh one (see the module's
     docstring). As with any process pool, a script that uses it needs the ``if __name__ ==
     "__main__":`` guard: workers import the main module.
+
+    When the run stops before its tasks are done (Ctrl-C, a task that failed), the tasks in
+    hand are lost; with ``grace`` (seconds), their workers are first asked to wind them up
+    (:func:`wind_up_asked`: a long run saves its state, see :mod:`cxsim.checkpoint`) and given
+    up to that long to answer.
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, grace: float = 0.0):
         self.workers = workers or os.cpu_count() or 1
+        self.grace = grace
         self.deaths: list[WorkerDeath] = []
 
     def map_unordered(self, fn, tasks):
@@ -332,8 +351,21 @@ class PoolExecutor:
         finally:
             for worker in idle:
                 worker.stop(now=not finished)
+            if busy and not finished and self.grace > 0:
+                self._wind_up(list(busy))
             for worker in busy:  # do not wait for runs nobody will collect
                 worker.stop(now=True)
+
+    def _wind_up(self, busy: list[_Worker]) -> None:
+        """Ask the workers of tasks nobody will collect to wind them up, and wait up to
+        ``grace`` seconds for each to answer (its answer is not read) or end."""
+        for worker in busy:
+            with suppress(ProcessLookupError):  # ended already
+                os.kill(worker.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + self.grace
+        for worker in busy:
+            left = max(0.0, deadline - time.monotonic())
+            wait([worker.conn, worker.process.sentinel], timeout=left)
 
     def _lost(self, worker: _Worker, key: Hashable, killed: Counter, index: int) -> None:
         """Record a worker that died under task ``key``; give the task up after MAX_DEATHS."""
@@ -468,9 +500,10 @@ def _sorted(keys: list) -> tuple:
         return tuple(keys)
 
 
-def local(workers: int | None, tasks: int) -> SerialExecutor | PoolExecutor:
-    """The local executor for ``tasks`` runs: a pool when there is something to share out."""
+def local(workers: int | None, tasks: int, grace: float = 0.0) -> SerialExecutor | PoolExecutor:
+    """The local executor for ``tasks`` runs: a pool when there is something to share out
+    (``grace``: see :class:`PoolExecutor`)."""
     workers = workers or os.cpu_count() or 1
     if min(workers, tasks) <= 1:
         return SerialExecutor()
-    return PoolExecutor(min(workers, tasks))
+    return PoolExecutor(min(workers, tasks), grace)

@@ -276,11 +276,13 @@ def run_experiment(
         parts.mkdir(parents=True, exist_ok=True)
         results.update(store.load_all(parts, scenarios, engine, seed))
     # A run saves its state as it goes into the parts folder, where its worker can write (not
-    # on a cluster's workers, which may not see this machine's disk).
-    every = checkpoint.interval() if parts is not None and executor is None else 0.0
+    # on a cluster's workers, which may not see this machine's disk), and goes on from a state
+    # saved there before (even if saving is now off: every 0).
+    local_parts = parts is not None and executor is None
+    every = checkpoint.interval() if local_parts else 0.0
 
     def saving(i: int, r: int, run_seed: int) -> checkpoint.Saving | None:
-        if not every:
+        if not local_parts:
             return None
         return checkpoint.Saving(
             parts / checkpoint.state_name(store.part_name(i, r)), every,
@@ -294,7 +296,9 @@ def run_experiment(
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="runs", unit="run",
                    disable=not progress)  # fmt: skip
         args = {t: (scenarios[t[0]], seeds[t[1]], engine, saving(*t, seeds[t[1]])) for t in todo}
-        runner = executor if executor is not None else local(workers, len(args))
+        # Stopped, a pool's runs in hand first save their state (if they save it at all).
+        grace = checkpoint.WIND_UP if every else 0.0
+        runner = executor if executor is not None else local(workers, len(args), grace)
         known = len(runner.deaths)
         # closing: if saving a part fails (a full disk), the runs not started are cancelled
         # now, not run to the end while the error waits to be printed.

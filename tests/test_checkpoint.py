@@ -161,25 +161,44 @@ def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
             assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
 
 
+def _saved_step(path) -> int:
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(npz["__state__"].tobytes())["step"]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_ctrl_c_says_which_runs_saved_their_state_and_resume_goes_on_from_it(
+def test_ctrl_c_has_the_runs_in_hand_save_their_state_and_resume_goes_on_from_it(
     tmp_path, monkeypatch, capsys
 ):
+    """Two pool runs saving every 0.5 s: Ctrl-C just after the first save asks them to wind
+    up; each saves the step it has reached, later than that save, and the resume goes on from
+    there to the tables of an undisturbed run."""
     args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "2", "--workers", "2",
             "--set", "population.customers=20000", "--set", "population.prospects=80000",
-            "--set", "time.horizon=300", "--out", str(tmp_path)]  # fmt: skip
-    monkeypatch.setenv(checkpoint.VARIABLE, "0.1")
-    proc = _start(args, tmp_path)
-    folder = _wait_for_folder(proc, tmp_path)
-    _wait(proc, lambda: checkpoint.saved(folder / "parts") == 2)
+            "--set", "time.horizon=600"]  # fmt: skip
+    monkeypatch.setenv(checkpoint.VARIABLE, "0.5")
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    proc = _start([*args, "--out", str(stopped)], tmp_path)
+    folder = _wait_for_folder(proc, stopped)
+    first = folder / "parts" / checkpoint.state_name("s000-r00000")
+    _wait(proc, first.exists)
+    periodic = _saved_step(first)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     _no_process_left(proc.pid)
     assert proc.returncode == 130 and "Traceback" not in err
     assert "0 of 2 runs finished and are kept in" in err
     assert "(2 more saved their state as they went, and go on from it)" in err
+    wound_up = _saved_step(first)
+    assert periodic < wound_up < 600
 
+    monkeypatch.setenv(checkpoint.VARIABLE, "0")
     assert main(["run", "--resume", str(folder)]) == 0
-    assert "cxsim: 2 runs went on from a saved state: reactive replication 0 from step" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert f"2 runs went on from a saved state: reactive replication 0 from step {wound_up}" in err
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = only_folder(tmp_path / "whole")
+    for p in whole.iterdir():
+        if p.suffix in (".csv", ".parquet"):
+            assert (folder / p.name).read_bytes() == p.read_bytes(), p.name

@@ -172,7 +172,7 @@ def test_cxsim_run_says_when_workers_died(mode, tmp_path, monkeypatch, capsys):
     import cxsim.experiment
 
     pool = KillingPool(tmp_path, (0, 1), mode=mode, workers=2)
-    monkeypatch.setattr(cxsim.experiment, "local", lambda workers, tasks: _Keyed(pool))
+    monkeypatch.setattr(cxsim.experiment, "local", lambda workers, tasks, grace=0.0: _Keyed(pool))
     small_run = ["--set", "population.customers=50", "--set", "time.horizon=8"]
     argv = ["run", str(ROOT / "scenarios" / "reactive.yaml"), "-r", "2", "--workers", "2",
             "--out", str(tmp_path / "out"), *small_run]  # fmt: skip

@@ -122,6 +122,41 @@ def test_cxsim_run_refuses_a_wrong_interval(monkeypatch, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+BIG = ["--set", "population.customers=20000", "--set", "population.prospects=80000"]
+
+
+def _stopped_once_saved(args: list[str], tmp_path, how: signal.Signals):
+    """Start ``cxsim run ARGS`` in its own session, send ``how`` to it all once the first
+    run's state is on disk: (folder, that state's path, the step it held then, stderr)."""
+    parent = tmp_path / "stopped"
+    parent.mkdir()
+    proc = _start([*args, "--out", str(parent)], tmp_path)
+    folder = _wait_for_folder(proc, parent)
+    state = folder / "parts" / checkpoint.state_name("s000-r00000")
+    _wait(proc, state.exists)
+    step = _saved_step(state)
+    os.killpg(proc.pid, how)
+    _, err = proc.communicate(timeout=120)
+    _no_process_left(proc.pid)
+    assert proc.returncode == (130 if how is signal.SIGINT else -how)
+    assert not (folder / "manifest.json").exists()
+    return folder, state, step, err
+
+
+def _saved_step(path) -> int:
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(npz["__state__"].tobytes())["step"]
+
+
+def _same_tables_as_a_run_never_stopped(args: list[str], folder, tmp_path, monkeypatch):
+    monkeypatch.setenv(checkpoint.VARIABLE, "0")  # never saved: the run from start to end
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = only_folder(tmp_path / "whole")
+    for p in whole.iterdir():
+        if p.suffix in (".csv", ".parquet"):
+            assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     tmp_path, monkeypatch, capsys
@@ -129,20 +164,10 @@ def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     """A market large enough for a run to take seconds, its state saved every 0.1 s: killed
     once the state is on disk, then resumed: it goes on from that step, and every table equals
     an undisturbed run's byte for byte."""
-    big = ["--set", "population.customers=20000", "--set", "population.prospects=80000",
-           "--set", "time.horizon=300", "-r", "1", "--workers", "1"]  # fmt: skip
-    args = ["run", str(ROOT / "scenarios/reactive.yaml"), *big]
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), *BIG, "--set", "time.horizon=300",
+            "-r", "1", "--workers", "1"]  # fmt: skip
     monkeypatch.setenv(checkpoint.VARIABLE, "0.1")
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    proc = _start([*args, "--out", str(killed)], tmp_path)
-    folder = _wait_for_folder(proc, killed)
-    state = folder / "parts" / checkpoint.state_name("s000-r00000")
-    _wait(proc, state.exists)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    _no_process_left(proc.pid)
-    assert state.exists() and not (folder / "manifest.json").exists()
+    folder, state, _, _ = _stopped_once_saved(args, tmp_path, signal.SIGKILL)
     assert checkpoint.saved(folder / "parts") == 1
 
     assert main(["run", "--resume", str(folder)]) == 0
@@ -152,18 +177,7 @@ def test_a_killed_run_is_resumed_from_its_saved_state_with_the_same_tables(
     (continued,) = manifest["continued_runs"]
     assert 0 < continued["from_step"] < 300
     assert not (folder / "parts").exists()  # the state went with the parts
-
-    monkeypatch.setenv(checkpoint.VARIABLE, "0")  # never saved: the run from start to end
-    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    whole = only_folder(tmp_path / "whole")
-    for p in whole.iterdir():
-        if p.suffix in (".csv", ".parquet"):
-            assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
-
-
-def _saved_step(path) -> int:
-    with np.load(path, allow_pickle=False) as npz:
-        return json.loads(npz["__state__"].tobytes())["step"]
+    _same_tables_as_a_run_never_stopped(args, folder, tmp_path, monkeypatch)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -173,32 +187,18 @@ def test_ctrl_c_has_the_runs_in_hand_save_their_state_and_resume_goes_on_from_it
     """Two pool runs saving every 0.5 s: Ctrl-C just after the first save asks them to wind
     up; each saves the step it has reached, later than that save, and the resume goes on from
     there to the tables of an undisturbed run."""
-    args = ["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "2", "--workers", "2",
-            "--set", "population.customers=20000", "--set", "population.prospects=80000",
-            "--set", "time.horizon=600"]  # fmt: skip
+    args = ["run", str(ROOT / "scenarios/reactive.yaml"), *BIG, "--set", "time.horizon=600",
+            "-r", "2", "--workers", "2"]  # fmt: skip
     monkeypatch.setenv(checkpoint.VARIABLE, "0.5")
-    stopped = tmp_path / "stopped"
-    stopped.mkdir()
-    proc = _start([*args, "--out", str(stopped)], tmp_path)
-    folder = _wait_for_folder(proc, stopped)
-    first = folder / "parts" / checkpoint.state_name("s000-r00000")
-    _wait(proc, first.exists)
-    periodic = _saved_step(first)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    _no_process_left(proc.pid)
-    assert proc.returncode == 130 and "Traceback" not in err
+    folder, state, periodic, err = _stopped_once_saved(args, tmp_path, signal.SIGINT)
+    assert "Traceback" not in err
     assert "0 of 2 runs finished and are kept in" in err
     assert "(2 more saved their state as they went, and go on from it)" in err
-    wound_up = _saved_step(first)
+    wound_up = _saved_step(state)
     assert periodic < wound_up < 600
 
     monkeypatch.setenv(checkpoint.VARIABLE, "0")
     assert main(["run", "--resume", str(folder)]) == 0
     err = capsys.readouterr().err
     assert f"2 runs went on from a saved state: reactive replication 0 from step {wound_up}" in err
-    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    whole = only_folder(tmp_path / "whole")
-    for p in whole.iterdir():
-        if p.suffix in (".csv", ".parquet"):
-            assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
+    _same_tables_as_a_run_never_stopped(args, folder, tmp_path, monkeypatch)

@@ -119,8 +119,6 @@ def run(model: CustomerModel, saving: Saving | None) -> int:
 
 def save(model: CustomerModel, saving: Saving) -> None:
     """Write the model's changing state to ``saving.path`` (aside, then renamed)."""
-    from cxsim import compat
-
     arrays: dict[str, np.ndarray] = {}
     values = {name: _encode(getattr(model, name), name, arrays)
               for name in model.dynamic if hasattr(model, name)}  # fmt: skip
@@ -131,7 +129,7 @@ def save(model: CustomerModel, saving: Saving) -> None:
         "values": values,
         "rng": model.rng.bit_generator.state,
         "random": _encode(model.random.getstate(), "random", arrays),
-        "records": _encode(compat.records(model.datacollector), "records", arrays),
+        "records": _encode(model.datacollector.records(), "records", arrays),
     }
     arrays[_STATE] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
 
@@ -145,8 +143,6 @@ def save(model: CustomerModel, saving: Saving) -> None:
 def restore(model: CustomerModel, saving: Saving) -> int:
     """Bring a model just built from the run's scenario and seed to its saved state; the step
     it is at (0, and the model untouched, if the state is not this run's or unreadable)."""
-    from cxsim import compat
-
     try:
         with np.load(saving.path, allow_pickle=False) as npz:
             state = json.loads(npz[_STATE].tobytes())
@@ -163,7 +159,7 @@ def restore(model: CustomerModel, saving: Saving) -> int:
     model.steps = int(state["step"])  # Mesa's step counter (its event clock is not used)
     model.rng.bit_generator.state = state["rng"]
     model.random.setstate(random_state)
-    compat.set_records(model.datacollector, records)
+    model.datacollector.restore(records)
     return int(state["step"])
 
 

@@ -51,18 +51,3 @@ def batch_run(model_cls, parameters: dict, seeds: list[int], **kwargs) -> list[d
     if "rng" in inspect.signature(mesa.batch_run).parameters:
         return mesa.batch_run(model_cls, parameters, rng=list(seeds), **kwargs)
     return mesa.batch_run(model_cls, {**parameters, "rng": list(seeds)}, iterations=1, **kwargs)
-
-
-def records(collector: mesa.DataCollector) -> dict:
-    """What a DataCollector of model reporters has recorded: the values, and on Mesa 3.4+ the
-    step of each row."""
-    kept = {"model_vars": collector.model_vars}
-    if hasattr(collector, "_collection_steps"):
-        kept["collection_steps"] = collector._collection_steps
-    return kept
-
-
-def set_records(collector: mesa.DataCollector, kept: dict) -> None:
-    collector.model_vars = kept["model_vars"]
-    if "collection_steps" in kept:
-        collector._collection_steps = kept["collection_steps"]

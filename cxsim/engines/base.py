@@ -482,6 +482,19 @@ class MetricsCollector(mesa.DataCollector):
         for name, values in self.model_vars.items():
             values.append(metrics[name])
 
+    def records(self) -> dict:
+        """What has been recorded (the values, and on Mesa 3.4+ each row's step), to save."""
+        kept = {"model_vars": self.model_vars}
+        if hasattr(self, "_collection_steps"):
+            kept["collection_steps"] = self._collection_steps
+        return kept
+
+    def restore(self, kept: dict) -> None:
+        """Go back to what :meth:`records` returned (a run that goes on from a saved state)."""
+        self.model_vars = kept["model_vars"]
+        if "collection_steps" in kept:
+            self._collection_steps = kept["collection_steps"]
+
 
 def _metric(model: CustomerModel, name: str) -> float:
     """Model reporter: one metric of the current step (bound to a name with partial)."""

@@ -5,9 +5,10 @@ Every step is a sequence of array expressions over index groups fixed at the sta
 agents engine, so the step stays synchronous. Each person's promoter and detractor contacts are
 kept as one packed int32 and updated from the few people whose voice changed; with few contacts
 that number is also the prospect's place in a table of buying chances made once a step. Rare
-independent events with one chance for everyone (outreach, reviews, returns, problems) are drawn
-as a binomial count and a uniform subset, which has the same distribution as one coin per person
-and needs far fewer random numbers. How the step was profiled and cut: docs/SCALING.md.
+independent events with one chance for everyone (visits felt, problems, outreach, reviews,
+returns) are drawn by the gaps between heads (:mod:`cxsim.engines.draws`): the same distribution
+as one coin per person, far fewer random numbers, and a whole step's visits in one call. How the
+step was profiled and cut: docs/SCALING.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 
 from cxsim import network, rules
 from cxsim.engines.base import Census, Channel, CustomerModel, Stage, Tally
+from cxsim.engines.draws import chosen, heads
 from cxsim.scenario import Network, NetworkKind
 
 _F = np.float32
@@ -42,36 +44,11 @@ class Stayed:
     problems_open: int
 
 
-def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
-    """Indices of 0..m-1 each picked independently with chance p.
-
-    A rare pick is drawn as a binomial count and then a uniform subset of that size (the same
-    distribution as one coin per index, with far fewer random numbers); a common one, one
-    uniform per index.
-    """
-    if m == 0 or p <= 0:
-        return _EMPTY
-    if p >= 1:
-        return np.arange(m)
-    if p > 0.25:
-        return np.flatnonzero(rng.random(m, dtype=_F) < p)
-    return rng.choice(m, rng.binomial(m, p), replace=False, shuffle=False)
-
-
 def others(taken: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """The ``positions``-th numbers (0-based) of 0, 1, 2... leaving out the ascending ``taken``:
     ``np.setdiff1d(np.arange(m), taken)[positions]`` without building the m numbers. Before
     the k-th number left, taken[j] - j of them come before each taken[j]."""
     return positions + np.searchsorted(taken - np.arange(len(taken)), positions, side="right")
-
-
-def _bad_visits(felts: list, draws: list, chances: list) -> tuple[list[int], np.ndarray]:
-    """(visits felt per touchpoint, whether each felt visit was bad) from :meth:`_visits`'
-    lists: bad where u P(bad or good) < P(bad), in float64 as one comparison per touchpoint
-    would have it, for all touchpoints in two array operations."""
-    lengths = [len(f) for f in felts]
-    _, p_bad, p_felt = zip(*chances, strict=True)
-    return lengths, np.concatenate(draws) * np.repeat(p_felt, lengths) < np.repeat(p_bad, lengths)
 
 
 class VectorModel(CustomerModel):
@@ -146,8 +123,9 @@ class VectorModel(CustomerModel):
         customers = np.concatenate([onboarding, active])
         since = t - self.churn_step.take(churned)  # steps since they left (unchanged by the step)
         heard = self._word_of_mouth(groups, customers, since)
-        stayed = self._customers_step(t, customers, len(onboarding), tally)
-        joiners = self._prospects_step(t, prospects, heard, tally)
+        visits, impressions = self._visits(len(onboarding), len(active), len(prospects), tally)
+        stayed = self._customers_step(t, customers, len(onboarding), visits, tally)
+        joiners = self._prospects_step(t, prospects, heard, impressions, tally)
         self._return_step(churned, since, tally)
         self._stock = self._stocks_after(groups, stayed, joiners, tally)
         return tally
@@ -248,52 +226,52 @@ class VectorModel(CustomerModel):
             )
         self._voices = voices
 
-    def _visits(self, m: int, stage: int, felts: list, draws: list, chances: list) -> None:
-        """Step 1's draws for ``m`` people of a stage, touchpoint by touchpoint, appended to the
-        lists: who had a good or bad visit (positions 0..m-1), a uniform for each of them, and
-        the touchpoint's (index, P(bad), P(bad or good)). The people whose visit is felt are
-        drawn directly (each with chance P(bad or good), see ``chosen``), then each of them is
-        bad if their uniform u has u P(bad or good) < P(bad) (see :func:`_bad_visits`): the same
-        distribution as one uniform per person and visit. Only the draws are made per
-        touchpoint; the lists are joined and compared once."""
-        rng = self.rng
-        for chance in self.levers.visit_draws(stage):
-            felt = chosen(rng, m, chance[2])
-            felts.append(felt)
-            draws.append(rng.random(len(felt)))
-            chances.append(chance)
+    def _visits(self, n_onboarding: int, n_active: int, n_prospects: int, tally: Tally):
+        """Step 1 for everyone, drawn at once: each person of a stage feels each touchpoint of
+        it with chance P(bad or good), all of them drawn as one call of :func:`heads`; a visit
+        felt is bad if a uniform is below P(bad) / P(bad or good). The same distribution as one
+        uniform per person and touchpoint.
 
-    def _experiences(self, m: int, n_onboarding: int):
-        """Step 1 for the customers (the first ``n_onboarding`` of ``m`` onboarding, the rest
-        active), from the draws of :meth:`_visits`: (who felt a visit, whether it was bad, the
-        touchpoint of each), one entry per visit felt, in journey order per person."""
-        felts: list[np.ndarray] = []
-        draws: list[np.ndarray] = []
-        chances: list[tuple[int, float, float]] = []
-        self._visits(n_onboarding, _ONBOARDING, felts, draws, chances)
-        first_active = len(felts)
-        self._visits(m - n_onboarding, _ACTIVE, felts, draws, chances)
-        if not felts:
-            return _EMPTY, np.zeros(0, bool), np.zeros(0, np.int8)
-        lengths, is_bad = _bad_visits(felts, draws, chances)
-        felt = np.concatenate(felts)
-        felt[sum(lengths[:first_active]) :] += n_onboarding  # active: after the onboarding
-        touchpoint = np.repeat(np.array([c[0] for c in chances], np.int8), lengths)
-        return felt, is_bad, touchpoint
+        Returns the customers' (who felt a visit: positions, the onboarding first; whether it
+        was bad; the touchpoint), one entry per visit felt, in touchpoint order, and the
+        prospects' positions with a bad visit (possibly repeated); counts both in ``tally``."""
+        sizes: list[int] = []
+        chances: list[float] = []
+        offsets: list[int] = []
+        points: list[int] = []
+        ratios: list[float] = []
+        for stage, m, offset in ((_ONBOARDING, n_onboarding, 0), (_ACTIVE, n_active, n_onboarding),
+                                 (_PROSPECT, n_prospects, 0)):  # fmt: skip
+            for point, p_bad, p_felt in self.levers.visit_draws(stage):
+                sizes.append(m)
+                chances.append(p_felt)
+                offsets.append(offset)
+                points.append(point)
+                ratios.append(p_bad / p_felt)
+            if stage == _ACTIVE:
+                customer_groups = len(sizes)
+        felt, counts = heads(self.rng, sizes, chances, offsets)
+        is_bad = self.rng.random(len(felt), dtype=_F) < np.repeat(np.array(ratios, _F), counts)
+        n_bad = int(np.count_nonzero(is_bad))
+        tally.experiences_bad += n_bad
+        tally.experiences_good += len(felt) - n_bad
+        per_point = counts[:customer_groups]
+        split = int(per_point.sum())
+        touchpoint = np.repeat(np.array(points[:customer_groups], np.int8), per_point)
+        spoiled = felt[split:][is_bad[split:]]
+        return (felt[:split], is_bad[:split], touchpoint), spoiled
 
     def _customers_step(
-        self, t: int, people: np.ndarray, n_onboarding: int, tally: Tally
+        self, t: int, people: np.ndarray, n_onboarding: int, visits, tally: Tally
     ) -> Stayed:
         spec, lv, memory, rng = self.spec, self.levers, self.memory, self.rng
         behaviour = spec.behaviour
         m = len(people)
         # Step 1: visits. Who had which experience in steps 1-3 is collected and counted once,
         # after step 3 (nothing in between reads the counts).
-        felt, is_bad, touchpoint = self._experiences(m, n_onboarding)
+        felt, is_bad, touchpoint = visits  # drawn by _visits, which counted them
         unhappy_visits, bad_points = felt[is_bad], touchpoint[is_bad]
         goods = [felt[~is_bad]]
-        tally.experiences_good += len(felt) - len(unhappy_visits)
-        tally.experiences_bad += len(unhappy_visits)
 
         # Step 2: problems. A new one may be detected, else it is a bad experience once; an open
         # one may fade; a support contact that does not resolve an older one is a new one.
@@ -303,20 +281,17 @@ class VectorModel(CustomerModel):
         faded = still_open[rng.random(len(still_open)) < behaviour.problem_fade]
         problem[faded] = -1
         older = problem >= 0  # open before the step and not faded
-        arising = np.concatenate(
-            [
-                chosen(rng, n_onboarding, lv.problem_total[_ONBOARDING]),
-                n_onboarding + chosen(rng, m - n_onboarding, lv.problem_total[_ACTIVE]),
-            ]
-        )
-        arising = np.sort(arising[~has_open[arising]])  # one open problem at a time
+        arising, _ = heads(
+            rng, (n_onboarding, m - n_onboarding),
+            (lv.problem_total[_ONBOARDING], lv.problem_total[_ACTIVE]), (0, n_onboarding),
+        )  # fmt: skip
+        arising = arising[~has_open[arising]]  # one open problem at a time (in order)
         tally.problems_arising += len(arising)
         new_felt = arising
         if len(arising):
             stage_of = np.where(arising < n_onboarding, _ONBOARDING, _ACTIVE)
-            u = rng.random(len(arising))
+            u, found, delight = rng.random((3, len(arising)))
             where = (u[:, None] >= lv.problem_cumulative[stage_of]).sum(axis=1)
-            found, delight = rng.random(len(arising)), rng.random(len(arising))
             detected = found < lv.detection[where]
             n_detected = int(np.count_nonzero(detected))
             tally.problems_detected += n_detected
@@ -408,11 +383,11 @@ class VectorModel(CustomerModel):
 
         # Step 6 (own part): reviews, by everyone who was a customer this step.
         r = behaviour.reviews
+        picks, (after_bad, _) = heads(
+            rng, (len(unhappy), m - len(unhappy)), (r.post_rate_after_bad, r.post_rate)
+        )
         posted = np.concatenate(
-            [
-                unhappy[chosen(rng, len(unhappy), r.post_rate_after_bad)],
-                others(unhappy, chosen(rng, m - len(unhappy), r.post_rate)),
-            ]
+            [unhappy.take(picks[:after_bad]), others(unhappy, picks[after_bad:])]
         )
         tally.reviews_posted += len(posted)
         tally.review_stars += float(rules.review_stars(s[posted]).sum(dtype=np.float64))
@@ -467,23 +442,11 @@ class VectorModel(CustomerModel):
         self.churn_step[leavers] = t
         self.cause[leavers] = cause
 
-    def _impressions(self, m: int, stage: int) -> tuple[int, int, np.ndarray]:
-        """Step 1 for a group that keeps no memory of it (prospects): the numbers of good and
-        bad visits, and who had a bad one (positions 0..m-1, possibly repeated); the draws of
-        :meth:`_experiences` without its per-person arrays."""
-        felts: list[np.ndarray] = []
-        draws: list[np.ndarray] = []
-        chances: list[tuple[int, float, float]] = []
-        self._visits(m, stage, felts, draws, chances)
-        if not felts:
-            return 0, 0, _EMPTY
-        lengths, is_bad = _bad_visits(felts, draws, chances)
-        spoiled = np.concatenate(felts)[is_bad]
-        return sum(lengths) - len(spoiled), len(spoiled), spoiled
-
-    def _prospects_step(self, t: int, people: np.ndarray, heard, tally: Tally) -> np.ndarray:
-        """Steps 1 and 7 for prospects: impressions, then advertising or referral. Returns
-        the new customers.
+    def _prospects_step(
+        self, t: int, people: np.ndarray, heard, spoiled: np.ndarray, tally: Tally
+    ) -> np.ndarray:
+        """Step 7 for prospects, after their impressions of step 1 (``spoiled``: who had a bad
+        one, drawn by :meth:`_visits`): advertising or referral. Returns the new customers.
 
         One uniform per prospect decides, as in the agents engine, and stays one uniform whatever
         the chances: common random numbers then keep a prospect's draw when a parameter moves,
@@ -492,9 +455,6 @@ class VectorModel(CustomerModel):
         """
         b = self.spec.behaviour
         m = len(people)
-        good, bad, spoiled = self._impressions(m, _PROSPECT)
-        tally.experiences_good += good
-        tally.experiences_bad += bad
         referral, buying, key = self._buying_chances(people, heard)
         u = self.rng.random(m, dtype=_F)
         buys = u < (buying if key is None else buying.take(key))

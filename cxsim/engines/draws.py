@@ -1,0 +1,129 @@
+"""Independent coins drawn by the gaps between heads: the vector engine's cheap, exact sampler.
+
+A step flips many coins that mostly land tails: does this customer feel this visit, does a
+problem arise, is a review posted, does a former customer come back. Flipping one uniform per
+coin costs a random number per person; drawing a count and then a uniform subset costs less,
+but NumPy's subset sampler does a lot of Python-level work per call. Here every group of coins
+is drawn at once from the gaps between heads: in a row of coins each landing heads with chance
+p, the number of coins up to and including the next head is geometric, floor(E / -log(1 - p))
++ 1 with E a standard exponential. So one block of exponentials, a product and a cumulative sum
+give every head of every group in a few array operations, and each group's heads come out in
+ascending order. The distribution is exactly that of one coin per person (up to rounding of the
+float32 exponentials); tests/test_draws.py checks it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# Gaps drawn per group: the expected heads, plus this many standard deviations, plus a few.
+# A group whose gaps run out before its last coin (about 1 in 10^6 groups) is drawn on from
+# there (the coins after the last head are independent of those before it).
+_SPARE_SD, _SPARE = 5.0, 8
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def heads(rng: np.random.Generator, sizes: Sequence[int], chances: Sequence[float],
+          offsets: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(positions, counts): group j has ``sizes[j]`` coins, each landing heads with chance
+    ``chances[j]``; ``positions`` lists the heads of every group (0..size-1, plus ``offsets[j]``
+    when given), group by group, ascending within a group, and ``counts[j]`` how many group j
+    had."""
+    if len(sizes) == 0:
+        return _EMPTY, np.zeros(0, np.int64)
+    if len(sizes) <= 2:  # a group or two: each on its own costs fewer array operations
+        drawn = [_group(rng, m, p, 0 if offsets is None else offsets[j])
+                 for j, (m, p) in enumerate(zip(sizes, chances, strict=True))]  # fmt: skip
+        counts = np.array([len(d) for d in drawn], np.int64)
+        return (drawn[0] if len(drawn) == 1 else np.concatenate(drawn)), counts
+    want, scale = [], []
+    for m, p in zip(sizes, chances, strict=True):
+        if m <= 0 or p <= 0:
+            want.append(0)
+            scale.append(0.0)
+            continue
+        p = min(p, 1.0)
+        want.append(_wanted(m, p))
+        scale.append(0.0 if p >= 1.0 else -1.0 / math.log1p(-p))  # p = 1: every gap is 1
+    total = sum(want)
+    if total == 0:
+        return _EMPTY, np.zeros(len(want), np.int64)
+    spans = np.array(want)
+    starts = np.cumsum(spans) - spans  # each group's first gap
+    gap = rng.standard_exponential(total, dtype=np.float32) * np.repeat(scale, spans)
+    gap += 1.0  # floor(x + 1) = floor(x) + 1 for x >= 0: the cast below floors
+    done = np.empty(total + 1, np.int64)  # coins up to each head, from the first group's start
+    done[0] = 0
+    np.cumsum(gap.astype(np.int64), out=done[1:])
+    # A head's position in its group: the coins up to it less those before the group, less 1.
+    first = done[starts] + 1
+    limit = np.asarray(sizes, np.int64)
+    if offsets is not None:
+        shift = np.asarray(offsets, np.int64)
+        first -= shift
+        limit = limit + shift
+    at = done[1:]
+    at -= np.repeat(first, spans)
+    kept = at < np.repeat(limit, spans)
+    tally = np.empty(total + 1, np.int64)
+    tally[0] = 0
+    np.cumsum(kept, out=tally[1:])
+    counts = tally[starts + spans] - tally[starts]
+    positions = at[kept]
+    reached = at[np.maximum(starts + spans - 1, 0)]
+    short = [j for j in range(len(want)) if want[j] and reached[j] < limit[j] - 1]
+    if short:
+        positions, counts = _draw_on(rng, positions, counts, short, reached, limit, chances)
+    return positions, counts
+
+
+def _draw_on(rng, positions, counts, short, reached, bound, chances):
+    """The rare case of :func:`heads`: the groups ``short`` ran out of gaps before their last
+    coin; their coins after the last head drawn are drawn now and put after it."""
+    groups = np.split(positions, np.cumsum(counts)[:-1])
+    more, more_counts = heads(rng, [int(bound[j] - reached[j] - 1) for j in short],
+                              [chances[j] for j in short],
+                              [int(reached[j] + 1) for j in short])  # fmt: skip
+    extra = np.split(more, np.cumsum(more_counts)[:-1])
+    for j, e in zip(short, extra, strict=True):
+        groups[j] = np.concatenate([groups[j], e])
+        counts[j] += len(e)
+    return np.concatenate(groups), counts
+
+
+def _group(rng: np.random.Generator, m: int, p: float, offset: int = 0) -> np.ndarray:
+    """The heads of one group of :func:`heads` (its positions, plus ``offset``)."""
+    if m <= 0 or p <= 0:
+        return _EMPTY
+    if p >= 1:
+        return np.arange(offset, offset + m)
+    want = _wanted(m, p)
+    gap = rng.standard_exponential(want, dtype=np.float32) * (-1.0 / math.log1p(-p))
+    gap += 1.0
+    at = np.cumsum(gap.astype(np.int64))
+    at += offset - 1
+    kept = int(at.searchsorted(offset + m))
+    if kept < want:
+        return at[:kept]
+    more = _group(rng, int(offset + m - at[-1] - 1), p, int(at[-1] + 1))  # ran out: draw on
+    return np.concatenate([at, more])
+
+
+def _wanted(m: int, p: float) -> int:
+    """Gaps to draw for ``m`` coins of chance ``p`` (0 < p < 1): enough for all but about one
+    group in 10^6, from ``m`` rounded up to one of 8 to 16 steps per doubling. So the numbers a
+    call takes from the generator do not move when ``m`` moves a little, and the draws after it
+    stay where they were: common random numbers survive a parameter change that adds or removes
+    a few customers."""
+    step = max(m.bit_length() - 4, 0)
+    mean = (-(-m >> step) << step) * p
+    return max(int(mean + _SPARE_SD * math.sqrt(mean * (1.0 - p))) + _SPARE, 1)
+
+
+def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
+    """Indices of 0..m-1 each picked independently with chance p (one group of
+    :func:`heads`)."""
+    return _group(rng, m, p)

@@ -376,8 +376,10 @@ def describe(result: Fit) -> str:
         out += ["", "POOR FIT: " + "; ".join(
             f"{OBSERVABLE[f.name].label} is {abs(f.residual):.1f} tolerances from its target"
             for f in result.poor
-        ) + ". No values within the bounds reproduce the observations: widen the bounds, add "
-            "unknowns, or check the figures."]  # fmt: skip
+        ) + ". The search found no values within the bounds that reproduce the observations: "
+            "widen the bounds, add unknowns or check the figures. On a small market the figures "
+            "move in steps of whole customers and the search can stop short of values that do "
+            "reproduce them: more calibration.replications make the figures smoother."]  # fmt: skip
     return "\n".join(out)
 
 

@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if (args.workers or os.cpu_count() or 1) > 1:
         # The workers' imports, alongside this process's; matplotlib too, once for both chart
-        # painters (see cxsim.charts.pyplot), which then start ready.
+        # painters (see cxsim.charts.prepare), which then start ready.
         executors.warm_up(
             "cxsim.experiment", "matplotlib.pyplot", "matplotlib.backends.backend_agg"
         )
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     # The chart painters start now and load matplotlib while the runs go on.
     with _kept_on_interrupt(out, planned, plan.precision, resume), \
             _second_interrupt_exits(out, resume), Session(out), \
-            executors.warm_pool(args.workers, charts.pyplot) as painters:  # fmt: skip
+            executors.warm_pool(args.workers, charts.prepare) as painters:  # fmt: skip
         try:
             if args.resume:
                 plan = Plan.load(out)  # again, holding the folder: another may have finished it

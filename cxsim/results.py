@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def new_folder(parent: Path, name: str) -> Path:
 
 
 def versions() -> dict[str, str]:
+    """The versions of Python and of the packages in :data:`PACKAGES` (looked up once)."""
+    return dict(_versions())
+
+
+@cache
+def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

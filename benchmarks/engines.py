@@ -295,10 +295,14 @@ def _adopt_orphans() -> bool:
 
 
 def _wall(command: list[str], out: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of every process the command started) of one run."""
+    """(wall seconds, CPU seconds of every process the command started) of one run. It runs
+    in the folder of ``out``, not in this tree: the pool's fork server puts its working folder
+    first on its path, so from this tree another installation's workers and painters would
+    run this tree's cxsim."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run([*command, *QUICK_START, "--out", out], cwd=ROOT, check=True,
+    args = [str(ROOT / a) if a.endswith(".yaml") else a for a in QUICK_START]
+    subprocess.run([*command, *args, "--out", out], cwd=Path(out).parent, check=True,
                    capture_output=True)  # fmt: skip
     wall = time.perf_counter() - t
     while True:  # the orphans this process adopted, once they end

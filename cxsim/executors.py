@@ -270,7 +270,7 @@ def warm_pool(workers: int | None, prepare: Callable[[], object]
     """A local process pool of ``workers`` processes (default: every core) that start at once
     and call ``prepare`` (a module-level function), for work that comes later: the charts of a
     run, drawn at its end by workers made ready while the runs went on (``prepare``:
-    :func:`cxsim.charts.pyplot`; ``cxsim run`` has the fork server load matplotlib, see
+    :func:`cxsim.charts.prepare`; ``cxsim run`` has the fork server load matplotlib, see
     :func:`warm_up`). None for a single worker (do the work in this process). The workers stop
     when the block ends."""
     workers = workers or os.cpu_count() or 1

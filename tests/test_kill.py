@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import matplotlib.figure
-import pandas as pd
 import pytest
 
+from cxsim import parts
 from cxsim.cli import main
 from cxsim.workfolder import Session, ask_to_stop
 from reliability.kill import session_processes
@@ -205,15 +205,15 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
     monkeypatch.undo()
 
     # The disk fills while the runs are saved: the parts saved so far stay, none half-written.
-    real, saved = pd.DataFrame.to_parquet, []
+    real, saved = parts._write_parquet, []
 
-    def to_parquet(self, path, *args, **kwargs):
+    def write_parquet(frame, path):
         if ".tmp-s" in str(path) and len(saved) == 3 * 2:  # two parts of three tables each
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         saved.append(path)
-        return real(self, path, *args, **kwargs)
+        return real(frame, path)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    monkeypatch.setattr(parts, "_write_parquet", write_parquet)
     assert main([*RUN, "--workers", "1", "--out", str(tmp_path / "runs")]) == 2
     cut = only_folder(tmp_path / "runs")
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -281,6 +281,7 @@ def test_ctrl_c_before_a_resume_begins_names_the_folder_and_the_command(
 CTRL_C_IN_A_CALLBACK = """
 import os, signal, sys, weakref
 import pandas as pd
+from cxsim import parts
 from cxsim.cli import main
 
 real, refs = pd.DataFrame.to_csv, []

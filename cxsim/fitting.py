@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,14 +291,27 @@ def fit(
             jac[:, j] = (residuals(moved) - r0) / h
         return jac
 
-    try:
-        result = least_squares(
-            residuals, u0, jac=jacobian, bounds=(0.0, 1.0), method="trf",
-            x_scale=1.0, xtol=1e-3, ftol=1e-4, gtol=1e-8,
-        )  # fmt: skip
-        message = result.message
-    except _SearchOver as stop:
-        message = str(stop)
+    # On a small market the figures move in steps of whole customers, and the trust region can
+    # shrink onto such a step and stop short of values that reproduce them. While the best
+    # point is still a poor fit and evaluations remain, the search starts again from the next
+    # point of a Halton sequence over the normalised ranges (fixed, so a fit repeats).
+    message, restarts = "", 0
+    for start_u in _starts(u0):
+        try:
+            result = least_squares(
+                residuals, start_u, jac=jacobian, bounds=(0.0, 1.0), method="trf",
+                x_scale=1.0, xtol=1e-3, ftol=1e-4, gtol=1e-8,
+            )  # fmt: skip
+            message = result.message
+        except _SearchOver as stop:
+            message = str(stop)
+            break
+        worst = np.max(np.abs((best["means"] - targets) / tolerances))
+        if worst <= 1.0:
+            break
+        restarts += 1
+    if restarts:
+        message += f" (after {restarts} restart(s) from other points: the search had stopped short)"
     u_best = best["u"]
     # The Jacobian at the best point, for the report (a search that stopped early has not
     # measured it there): allow the evaluations it needs beyond the budget, and do not stop.
@@ -317,6 +330,18 @@ def fit(
 
 _STEP = 0.05
 """Finite-difference step of the Jacobian, as a share of each unknown's normalised range."""
+
+
+def _starts(u0: np.ndarray) -> Iterator[np.ndarray]:
+    """Where the search starts: the scenario's own values, then the points of an unscrambled
+    Halton sequence over the normalised ranges (its first point, the corner 0, left out)."""
+    yield u0
+    from scipy.stats import qmc  # here: a search that needs no restart does not load it
+
+    halton = qmc.Halton(d=len(u0), scramble=False)
+    halton.fast_forward(1)
+    while True:
+        yield halton.random(1)[0]
 
 
 # --- report -----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def heads(rng: np.random.Generator, sizes: Sequence[int], chances: Sequence[floa
     if len(sizes) == 0:
         return _EMPTY, np.zeros(0, np.int64)
     if len(sizes) <= 2:  # a group or two: each on its own costs fewer array operations
-        drawn = [_group(rng, m, p, 0 if offsets is None else offsets[j])
+        drawn = [chosen(rng, m, p, 0 if offsets is None else offsets[j])
                  for j, (m, p) in enumerate(zip(sizes, chances, strict=True))]  # fmt: skip
         counts = np.array([len(d) for d in drawn], np.int64)
         return (drawn[0] if len(drawn) == 1 else np.concatenate(drawn)), counts
@@ -82,34 +82,14 @@ def heads(rng: np.random.Generator, sizes: Sequence[int], chances: Sequence[floa
 
 def _draw_on(rng, positions, counts, short, reached, bound, chances):
     """The rare case of :func:`heads`: the groups ``short`` ran out of gaps before their last
-    coin; their coins after the last head drawn are drawn now and put after it."""
+    coin; their coins after the last head drawn are drawn now (by :func:`chosen`) and put
+    after it."""
     groups = np.split(positions, np.cumsum(counts)[:-1])
-    more, more_counts = heads(rng, [int(bound[j] - reached[j] - 1) for j in short],
-                              [chances[j] for j in short],
-                              [int(reached[j] + 1) for j in short])  # fmt: skip
-    extra = np.split(more, np.cumsum(more_counts)[:-1])
-    for j, e in zip(short, extra, strict=True):
-        groups[j] = np.concatenate([groups[j], e])
-        counts[j] += len(e)
+    for j in short:
+        more = chosen(rng, int(bound[j] - reached[j] - 1), chances[j], int(reached[j] + 1))
+        groups[j] = np.concatenate([groups[j], more])
+        counts[j] += len(more)
     return np.concatenate(groups), counts
-
-
-def _group(rng: np.random.Generator, m: int, p: float, offset: int = 0) -> np.ndarray:
-    """The heads of one group of :func:`heads` (its positions, plus ``offset``)."""
-    if m <= 0 or p <= 0:
-        return _EMPTY
-    if p >= 1:
-        return np.arange(offset, offset + m)
-    want = _wanted(m, p)
-    gap = rng.standard_exponential(want, dtype=np.float32) * (-1.0 / math.log1p(-p))
-    gap += 1.0
-    at = np.cumsum(gap.astype(np.int64))
-    at += offset - 1
-    kept = int(at.searchsorted(offset + m))
-    if kept < want:
-        return at[:kept]
-    more = _group(rng, int(offset + m - at[-1] - 1), p, int(at[-1] + 1))  # ran out: draw on
-    return np.concatenate([at, more])
 
 
 def _wanted(m: int, p: float) -> int:
@@ -123,7 +103,20 @@ def _wanted(m: int, p: float) -> int:
     return max(int(mean + _SPARE_SD * math.sqrt(mean * (1.0 - p))) + _SPARE, 1)
 
 
-def chosen(rng: np.random.Generator, m: int, p: float) -> np.ndarray:
-    """Indices of 0..m-1 each picked independently with chance p (one group of
-    :func:`heads`)."""
-    return _group(rng, m, p)
+def chosen(rng: np.random.Generator, m: int, p: float, offset: int = 0) -> np.ndarray:
+    """Indices of 0..m-1 (plus ``offset``), each picked independently with chance p, in
+    ascending order: one group of :func:`heads`."""
+    if m <= 0 or p <= 0:
+        return _EMPTY
+    if p >= 1:
+        return np.arange(offset, offset + m)
+    want = _wanted(m, p)
+    gap = rng.standard_exponential(want, dtype=np.float32) * (-1.0 / math.log1p(-p))
+    gap += 1.0
+    at = np.cumsum(gap.astype(np.int64))
+    at += offset - 1
+    kept = int(at.searchsorted(offset + m))
+    if kept < want:
+        return at[:kept]
+    more = chosen(rng, int(offset + m - at[-1] - 1), p, int(at[-1] + 1))  # ran out: draw on
+    return np.concatenate([at, more])

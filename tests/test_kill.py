@@ -205,7 +205,7 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
     monkeypatch.undo()
 
     # The disk fills while the runs are saved: the parts saved so far stay, none half-written.
-    real, saved = parts._write_parquet, []
+    real, saved = parts.write_parquet, []
 
     def write_parquet(frame, path):
         if ".tmp-s" in str(path) and len(saved) == 3 * 2:  # two parts of three tables each
@@ -213,7 +213,7 @@ def test_a_full_disk_gives_one_line_and_keeps_what_was_written(tmp_path, monkeyp
         saved.append(path)
         return real(frame, path)
 
-    monkeypatch.setattr(parts, "_write_parquet", write_parquet)
+    monkeypatch.setattr(parts, "write_parquet", write_parquet)
     assert main([*RUN, "--workers", "1", "--out", str(tmp_path / "runs")]) == 2
     cut = only_folder(tmp_path / "runs")
     (line,) = capsys.readouterr().err.strip().splitlines()

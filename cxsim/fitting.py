@@ -137,6 +137,10 @@ def current_value(spec: Scenario, key: str) -> float | None:
 # --- the fit ----------------------------------------------------------------------------------
 
 
+POOR = 1.0
+"""A fit is poor while some figure is more than this many tolerances from its target."""
+
+
 @dataclass
 class FigureFit:
     name: str
@@ -173,7 +177,7 @@ class Fit:
     @property
     def poor(self) -> list[FigureFit]:
         """Figures left further from their target than their tolerance."""
-        return [f for f in self.figures if abs(f.residual) > 1.0]
+        return [f for f in self.figures if abs(f.residual) > POOR]
 
     def rank(self) -> int:
         """How many independent combinations of the unknowns the observations determine."""
@@ -241,7 +245,7 @@ def fit(
         [0.5 if v is None else u.position(v) for u, v in zip(unknowns, start, strict=True)]
     )
     cache: dict[tuple[float, ...], np.ndarray] = {}
-    best: dict[str, Any] = {"cost": math.inf, "u": u0, "means": None}
+    best: dict[str, Any] = {"cost": math.inf, "u": u0, "means": None, "worst": math.inf}
     # The search's limits; measuring the final Jacobian lifts them (see below).
     limits = {"evaluations": cal.max_evaluations, "close_enough": close_enough}
     began = time.perf_counter()
@@ -268,7 +272,7 @@ def fit(
         worst = float(np.max(np.abs(residual)))
         cost = float(np.sum(residual**2))
         if cost < best["cost"]:
-            best.update(cost=cost, u=np.array(u, float), means=figures)
+            best.update(cost=cost, u=np.array(u, float), means=figures, worst=worst)
         if on_evaluation is not None:
             on_evaluation(len(cache), dict(zip(names, figures.tolist(), strict=True)), worst)
         if worst <= limits["close_enough"]:
@@ -306,8 +310,7 @@ def fit(
         except _SearchOver as stop:
             message = str(stop)
             break
-        worst = np.max(np.abs((best["means"] - targets) / tolerances))
-        if worst <= 1.0:
+        if best["worst"] <= POOR:
             break
         restarts += 1
     if restarts:

@@ -4,11 +4,13 @@ A run of a large market (millions of people, hundreds of steps) takes minutes, a
 worker or machine would otherwise lose all of it. When ``cxsim run`` works in a results folder,
 each vector-engine run saves its state every :func:`interval` seconds of stepping (one minute;
 ``CXSIM_CHECKPOINT_SECONDS`` changes it, 0 saves none) as ``parts/.state-<run>.npz``, and once
-more when Ctrl-C stops a pool's runs in hand (their workers are asked to wind up, see
-:class:`cxsim.executors.PoolExecutor`). A run started again on that folder (``cxsim run
---resume``, or the pool running a task again after its worker died) continues from the saved
-step instead of step 0, and ends with the same tables, byte for byte, as a run never stopped.
-The file goes when the run's part is saved.
+more when Ctrl-C stops the runs in hand: a pool's workers are asked to wind up (see
+:class:`cxsim.executors.PoolExecutor`), and a run stepped in the command's own process (one
+worker, or one run) hears the first Ctrl-C the same way (see :func:`cxsim.executors.winds_up`):
+each ends its step and saves before it stops; a second Ctrl-C ends the command at once. A run
+started again on that folder (``cxsim run --resume``, or the pool running a task again after
+its worker died) continues from the saved step instead of step 0, and ends with the same
+tables, byte for byte, as a run never stopped. The file goes when the run's part is saved.
 
 Only what stepping changes is saved: each engine names it (``CustomerModel.dynamic``). The rest,
 the people's lifelong traits and the network, is built again from the scenario and seed exactly as
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cxsim.executors import wind_up_asked
+from cxsim.executors import wind_up_asked, winds_up
 from cxsim.workfolder import atomic
 
 if TYPE_CHECKING:  # the engines (and Mesa) are loaded where runs step, not where they are planned
@@ -50,8 +52,10 @@ _STATE = "__state__"  # the .npz member holding the JSON
 
 
 class Stopped(Exception):  # noqa: N818 (what happened to the run)
-    """A run in a pool worker was asked to wind up (the command was stopped): it saved its
-    state and ended early; nobody collects it, and a resume goes on from that state."""
+    """A run was asked to wind up (the command was stopped): it saved its state and ended
+    early; nobody collects it, and a resume goes on from that state. In the command's own
+    process it becomes the KeyboardInterrupt of the Ctrl-C that asked (see
+    :func:`cxsim.executors.winds_up`)."""
 
 
 class CheckpointError(ValueError):
@@ -97,23 +101,29 @@ class Saving:
 
 def run(model: CustomerModel, saving: Saving | None) -> int:
     """Step ``model`` to its horizon, first continuing from ``saving``'s state if there is a
-    usable one, and saving the state every ``saving.every`` seconds (never if 0) and when its
-    pool worker is asked to wind up. Returns the step it started from (0: the beginning)."""
+    usable one, and saving the state every ``saving.every`` seconds (never if 0) and when it
+    is asked to wind up (its pool worker by the pool, or a run in the command's own process by
+    the first Ctrl-C: :func:`cxsim.executors.winds_up`). A run that saves nothing is not asked:
+    Ctrl-C stops it where it is. Returns the step it started from (0: the beginning)."""
     if saving is None or not model.dynamic:
         model.run()
         return 0
     start = restore(model, saving) if saving.path.exists() else 0
+    if saving.every <= 0:  # nothing saved: Ctrl-C or a pool's end stops the run where it is
+        model.run()
+        return start
     last = time.monotonic()
-    while model.running:
-        model.step()
-        if not model.running or saving.every <= 0:
-            continue
-        if wind_up_asked():  # the run was stopped: keep the steps made
-            save(model, saving)
-            raise Stopped(f"stopped at step {model.steps}, its state saved in {saving.path}")
-        if time.monotonic() - last >= saving.every:
-            save(model, saving)
-            last = time.monotonic()
+    with winds_up():  # in a serial run, Ctrl-C too lets the step end and the state be saved
+        while model.running:
+            model.step()
+            if not model.running:
+                continue
+            if wind_up_asked():  # the run was stopped: keep the steps made
+                save(model, saving)
+                raise Stopped(f"stopped at step {model.steps}, its state saved in {saving.path}")
+            if time.monotonic() - last >= saving.every:
+                save(model, saving)
+                last = time.monotonic()
     return start
 
 

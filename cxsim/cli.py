@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 # model, before this process loads pydantic, NumPy and pandas for its own part.
 from cxsim import ENGINE_NAMES
 from cxsim.errors import PartError, ResultsError, ScenarioError
-from cxsim.executors import WorkerDied, deaths_line
+from cxsim.executors import WorkerDied, deaths_line, stop_in_hand
 from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop, stop_asked
 
 if TYPE_CHECKING:
@@ -325,12 +325,13 @@ def _kept_on_interrupt(folder: Path, planned: int | None, precision,
 
 @contextmanager
 def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
-    """The first Ctrl-C stops the work and says what finished (a KeyboardInterrupt); a second
-    one, while that is under way, ends the process at once: the finished runs are on disk
-    already, the lock goes with the process and the pool's workers die with it. A first one
-    that Python swallows (raised in a weakref callback or a __del__) is raised again before
-    the next part is saved or the final files are moved in (see cxsim.workfolder), and prints
-    no "Exception ignored" traceback."""
+    """The first Ctrl-C stops the work and says what finished (a KeyboardInterrupt; a run
+    stepped in this process that saves its state first ends its step and saves it, as a
+    pool's workers do: see cxsim.executors.winds_up); a second one, while that is under way,
+    ends the process at once: the finished runs are on disk already, the lock goes with the
+    process and the pool's workers die with it. A first one that Python swallows (raised in a
+    weakref callback or a __del__) is raised again before the next part is saved or the final
+    files are moved in (see cxsim.workfolder), and prints no "Exception ignored" traceback."""
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
         yield  # not ours to change (a test runner, a host program, an ignored SIGINT)
@@ -344,6 +345,8 @@ def _second_interrupt_exits(folder: Path, resume: str) -> Iterator[None]:
     def first(signum, frame) -> None:
         signal.signal(signal.SIGINT, second)
         ask_to_stop()  # raised again if Python swallows this one (see cxsim.workfolder)
+        if stop_in_hand():  # a run stepped here ends its step, saves its state, then raises it
+            return
         raise KeyboardInterrupt
 
     def unraisable(info) -> None:

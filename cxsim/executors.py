@@ -153,14 +153,54 @@ class _RemoteTraceback(Exception):  # noqa: N818 (as concurrent.futures names it
         return f"\n{self.args[0]}"
 
 
-_wind_up = [False]  # in a pool worker: the parent asked the task in hand to wind up
+_wind_up = [False]  # the task in hand was asked to wind up (by its pool's parent, or Ctrl-C)
+_in_hand = [False]  # this process runs a task that winds up when asked (see winds_up)
+_by_ctrl_c = [False]  # the wind-up was asked by Ctrl-C in this process (see stop_in_hand)
 
 
 def wind_up_asked() -> bool:
-    """Whether this process is a pool worker whose parent, being stopped, asks the task in
-    hand to end early, keeping what it can (see :class:`PoolExecutor`'s ``grace``): a long
-    task checks this now and then; it is never asked in any other process."""
+    """Whether the task in hand is asked to end early, keeping what it can: in a pool worker
+    whose parent is being stopped (see :class:`PoolExecutor`'s ``grace``), or in the process
+    that runs the tasks one after another, by the command's first Ctrl-C (see
+    :func:`winds_up`). A long task checks this now and then; it is never asked elsewhere."""
     return _wind_up[0]
+
+
+@contextmanager
+def winds_up() -> Iterator[None]:
+    """Around the part of a task that checks :func:`wind_up_asked` between short stretches of
+    work and, when it is asked, keeps what it can and ends early by raising an exception.
+
+    In a pool worker this changes nothing (its parent asks by SIGUSR1). In the process that
+    runs the command (a :class:`SerialExecutor`'s task), the command's Ctrl-C handler asks
+    through :func:`stop_in_hand` instead of interrupting the work; the block then ends as
+    that Ctrl-C would have ended it, with KeyboardInterrupt (its cause: the task's exception),
+    once the task has kept what it can. Outside the block, Ctrl-C interrupts as ever."""
+    _in_hand[0] = True
+    try:
+        yield
+    except Exception as exc:
+        if not _by_ctrl_c[0]:
+            raise
+        raise KeyboardInterrupt from exc
+    finally:
+        _in_hand[0] = False
+        asked, _by_ctrl_c[0] = _by_ctrl_c[0], False
+        if asked:
+            _wind_up[0] = False
+    if asked:  # the block ended of itself (its last stretch of work was done): stop all the same
+        raise KeyboardInterrupt
+
+
+def stop_in_hand() -> bool:
+    """For a Ctrl-C handler of the process that runs the tasks: if the task in hand winds up
+    when asked (it is inside :func:`winds_up`), ask it and return True: it ends its stretch of
+    work, keeps what it can, and raises KeyboardInterrupt. False if it does not (the handler
+    should interrupt it) or was asked already."""
+    if not _in_hand[0] or _wind_up[0]:
+        return False
+    _wind_up[0] = _by_ctrl_c[0] = True
+    return True
 
 
 def _serve(conn, fn: Callable[[Any], Any]) -> None:

@@ -8,7 +8,9 @@ import json
 import os
 import pickle
 import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,11 +18,12 @@ import pytest
 from cxsim import checkpoint
 from cxsim.cli import main
 from cxsim.engines import ENGINES
+from cxsim.executors import stop_in_hand, wind_up_asked, winds_up
 from cxsim.loading import load_scenario
 from cxsim.parts import made_from
 
 from .conftest import ROOT, only_folder
-from .test_kill import _no_process_left, _start, _wait, _wait_for_folder
+from .test_kill import _hears_ctrl_c, _no_process_left, _start, _wait, _wait_for_folder
 
 SMALL = {"population.customers": 300, "population.prospects": 1200, "time.horizon": 30}
 CASES = [
@@ -202,3 +205,120 @@ def test_ctrl_c_has_the_runs_in_hand_save_their_state_and_resume_goes_on_from_it
     err = capsys.readouterr().err
     assert f"2 runs went on from a saved state: reactive replication 0 from step {wound_up}" in err
     _same_tables_as_a_run_never_stopped(args, folder, tmp_path, monkeypatch)
+
+
+# A serial run (one worker, or one run): its steps are made in the cxsim process itself, which
+# hears Ctrl-C. The script stops it from inside a chosen step, as Ctrl-C in a terminal does (to
+# the whole process group), so the step is known exactly, under any load: STOP_AT counts the
+# steps of every run made; THEN: "" the step goes on at once, "slow" it then takes a minute,
+# "again" Ctrl-C comes a second time half a second later; HOST: a host program's own SIGINT
+# handler, which cxsim must leave alone.
+CTRL_C_IN_A_STEP = """
+import os, signal, sys, time
+from cxsim.cli import main
+from cxsim.engines import ENGINES
+
+engine, made = ENGINES["vector"], [0]
+real = engine.step
+then = os.environ.get("THEN", "")
+
+def step(self):
+    made[0] += 1
+    if made[0] == int(os.environ["STOP_AT"]):
+        os.killpg(0, signal.SIGINT)
+        if then == "again":
+            time.sleep(0.5)
+            os.killpg(0, signal.SIGINT)
+        if then:
+            time.sleep(60)
+    real(self)
+
+def host(signum, frame):
+    raise KeyboardInterrupt
+
+if os.environ.get("HOST"):
+    signal.signal(signal.SIGINT, host)
+engine.step = step
+sys.exit(main(sys.argv[1:]))
+"""
+SERIAL = ["run", str(ROOT / "scenarios/reactive.yaml"), "--set", "population.customers=2000",
+          "--set", "population.prospects=8000", "--set", "time.horizon=40", "-r", "2",
+          "--workers", "1"]  # fmt: skip
+
+
+def _ctrl_c_in_a_step(tmp_path, stop_at: int, **env: str):
+    """``cxsim run SERIAL`` stopped by Ctrl-C in its ``stop_at``-th step: (its results folder,
+    exit status, stderr, seconds it took)."""
+    parent = tmp_path / "stopped"
+    parent.mkdir()
+    env = {**os.environ, "STOP_AT": str(stop_at), **env}
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_IN_A_STEP, *SERIAL, "--out",
+                             str(parent)], cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_hears_ctrl_c)  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - started
+    _no_process_left(proc.pid)
+    return only_folder(parent), proc.returncode, err, took
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_in_a_serial_run_saves_the_step_in_hand_and_resume_goes_on_from_it(
+    tmp_path, monkeypatch, capsys
+):
+    """Two runs one after the other, saving once an hour (never, here): Ctrl-C in the 7th
+    step of the second lets that step end and saves the state there; the resume goes on from
+    step 7 to the tables of an undisturbed run."""
+    monkeypatch.setenv(checkpoint.VARIABLE, "3600")
+    folder, code, err, _ = _ctrl_c_in_a_step(tmp_path, 40 + 7)
+    assert code == 130 and "Traceback" not in err, err
+    assert f"1 of 2 runs finished and are kept in {folder} (1 more saved their state" in err
+    assert err.strip().endswith(f"to finish, run: cxsim run --resume {folder}")
+    assert _saved_step(folder / "parts" / checkpoint.state_name("s000-r00001")) == 7
+    assert not (folder / "manifest.json").exists()
+
+    assert main(["run", "--resume", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "cxsim: 1 run went on from a saved state: reactive replication 1 from step 7" in err
+    _same_tables_as_a_run_never_stopped(SERIAL, folder, tmp_path, monkeypatch)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    ("why", "env"),
+    [("it saves nothing", {checkpoint.VARIABLE: "0"}),
+     ("a host program handles SIGINT", {checkpoint.VARIABLE: "3600", "HOST": "1"})],
+)  # fmt: skip
+def test_a_serial_run_that_cannot_wind_up_stops_at_once(tmp_path, why, env):
+    """Ctrl-C in a step that would then take a minute: the run stops where it is."""
+    folder, code, err, took = _ctrl_c_in_a_step(tmp_path, 40 + 7, THEN="slow", **env)
+    assert code == 130 and took < 40 and "Traceback" not in err, err
+    assert f"1 of 2 runs finished and are kept in {folder}; to finish" in err  # nothing saved
+    assert checkpoint.saved(folder / "parts") == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_second_ctrl_c_ends_a_serial_run_winding_up_at_once(tmp_path, monkeypatch):
+    """The first Ctrl-C comes in a step that takes a minute; the second ends the command."""
+    monkeypatch.setenv(checkpoint.VARIABLE, "3600")
+    folder, code, err, took = _ctrl_c_in_a_step(tmp_path, 7, THEN="again")
+    assert code == 130 and took < 40, err
+    assert err.strip().startswith(f"cxsim: stopped at once. The finished runs are kept in {folder}")
+    assert checkpoint.saved(folder / "parts") == 0
+
+
+def test_a_wind_up_asked_in_this_process_ends_its_block_as_ctrl_c_would():
+    """What the command's Ctrl-C handler relies on (see _second_interrupt_exits): outside a
+    block that winds up nothing is asked; inside, the task is asked once, and its block ends
+    with KeyboardInterrupt, however the task ended; an error not asked for stays itself."""
+    assert not stop_in_hand() and not wind_up_asked()
+    with pytest.raises(ValueError), winds_up():
+        raise ValueError
+    with pytest.raises(KeyboardInterrupt) as stopped, winds_up():
+        assert stop_in_hand() and wind_up_asked() and not stop_in_hand()
+        raise checkpoint.Stopped("saved")
+    assert isinstance(stopped.value.__cause__, checkpoint.Stopped)
+    with pytest.raises(KeyboardInterrupt), winds_up():
+        assert stop_in_hand()  # as its last step ended: nothing more to save, it stops
+    assert not stop_in_hand() and not wind_up_asked()

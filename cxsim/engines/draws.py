@@ -86,30 +86,24 @@ def _draw_on(rng, positions, counts, short, reached, bound, chances):
 
 
 def _plan(m: int, p: float) -> tuple[int, float]:
-    """(gaps to draw, the exponentials' scale) for a group of ``m`` coins of chance ``p``; the
-    same for every ``m`` of a bucket of :func:`_wanted`, so it is worked out once a bucket."""
+    """(gaps to draw, the exponentials' scale) for a group of ``m`` coins of chance ``p``.
+
+    The gaps are enough for all but about one group in 10^6, counted from ``m`` rounded up to
+    one of 8 to 16 steps per doubling. So the numbers a call takes from the generator do not
+    move when ``m`` moves a little, and the draws after it stay where they were: common random
+    numbers survive a parameter change that adds or removes a few customers. Every ``m`` of a
+    step gives the same plan, worked out once."""
     if m <= 0 or p <= 0:
         return 0, 0.0
-    if p >= 1.0:  # every gap is 1
-        return _wanted(m, 1.0), 0.0
     step = max(m.bit_length() - 4, 0)
-    return _bucket_plan(-(-m >> step) << step, p)
+    return _bucket_plan(-(-m >> step) << step, min(p, 1.0))
 
 
 @functools.lru_cache(maxsize=4096)
 def _bucket_plan(bucket: int, p: float) -> tuple[int, float]:
-    return _wanted(bucket, p), -1.0 / math.log1p(-p)
-
-
-def _wanted(m: int, p: float) -> int:
-    """Gaps to draw for ``m`` coins of chance ``p`` (0 < p < 1): enough for all but about one
-    group in 10^6, from ``m`` rounded up to one of 8 to 16 steps per doubling. So the numbers a
-    call takes from the generator do not move when ``m`` moves a little, and the draws after it
-    stay where they were: common random numbers survive a parameter change that adds or removes
-    a few customers."""
-    step = max(m.bit_length() - 4, 0)
-    mean = (-(-m >> step) << step) * p
-    return max(int(mean + _SPARE_SD * math.sqrt(mean * (1.0 - p))) + _SPARE, 1)
+    mean = bucket * p
+    wanted = max(int(mean + _SPARE_SD * math.sqrt(mean * (1.0 - p))) + _SPARE, 1)
+    return wanted, (0.0 if p >= 1.0 else -1.0 / math.log1p(-p))  # p = 1: every gap is 1
 
 
 def chosen(rng: np.random.Generator, m: int, p: float, offset: int = 0) -> np.ndarray:

@@ -311,13 +311,10 @@ class CustomerModel(mesa.Model):
             self._exposure += customers_before
         if not tally.leavers:
             return np.zeros(causes, np.int64), np.zeros((2, causes))
-        if len(tally.leavers) == 1:  # the vector engine's one entry a step: as it is
-            arpu, theta, cause = (np.atleast_1d(x) for x in tally.leavers[0])
-        else:
-            arpu, theta, cause = (
-                np.concatenate([np.atleast_1d(x) for x in column])
-                for column in zip(*tally.leavers, strict=True)
-            )
+        arpu, theta, cause = (
+            np.concatenate([np.atleast_1d(x) for x in column])
+            for column in zip(*tally.leavers, strict=True)
+        )
         cause = cause.astype(np.int64)
         counts = np.bincount(cause, minlength=causes)
         self._walked += len(cause) - int(counts[-1])  # all but the baseline churn

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -680,9 +679,7 @@ class Scenario(Section):
         None, description="Observed figures and unknowns for `cxsim calibrate`; runs ignore it"
     )
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, ignored_types=(cached_property,)
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _unique_touchpoints(self) -> Scenario:
@@ -744,9 +741,10 @@ class Scenario(Section):
     def severities(self) -> tuple[float, ...]:
         return tuple(t.severity for t in self.touchpoints)
 
-    @cached_property
+    @property
     def walk_away_curve(self) -> tuple[float, float]:
-        """(a, b) of the walk-away curve: as given, or fitted to the survey figures."""
+        """(a, b) of the walk-away curve: as given, or fitted to the survey figures (the fit
+        is kept by the walk_away section)."""
         return self.behaviour.walk_away.curve()
 
 

@@ -7,6 +7,9 @@ dotted field, the line where known, what was expected and what was found.
 from __future__ import annotations
 
 import math
+import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -831,10 +834,6 @@ def test_an_alias_bomb_as_the_network_kind_is_refused_at_once(tmp_path):
 def test_the_fitted_walk_away_curve_travels_with_a_pickled_scenario(tmp_path) -> None:
     """A pool's worker gets the scenario pickled: it builds its model with the curve fitted
     where the scenario was read, without fitting again or loading SciPy's optimizers."""
-    import pickle
-    import subprocess
-    import sys
-
     spec = load_scenario(ROOT / "scenarios" / "reactive.yaml", ["population.prospects=200",
                          "population.customers=50", "time.horizon=2"])  # fmt: skip
     assert spec.behaviour.walk_away.a is None  # fitted to the survey, not given

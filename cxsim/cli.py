@@ -24,16 +24,12 @@ from typing import TYPE_CHECKING
 # Only light modules here: ``cxsim run`` starts the pool's fork server, which imports the
 # model, before this process loads pydantic, NumPy and pandas for its own part.
 from cxsim import ENGINE_NAMES
-from cxsim.errors import PartError, ResultsError, ScenarioError
+from cxsim.errors import PartError, ResultsError, ScenarioError, UsageError
 from cxsim.executors import WorkerDied, deaths_line, stop_in_hand
 from cxsim.workfolder import PARTS, FolderError, Session, ask_to_stop, stop_asked
 
 if TYPE_CHECKING:
     from cxsim.scenario import Scenario
-
-
-class UsageError(Exception):
-    """A command-line mistake; printed as it is, exit status 2."""
 
 
 class InterruptedRun(KeyboardInterrupt):
@@ -149,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                       help="baseline and strategy to try (default: the shipped two)")  # fmt: skip
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    dash.add_argument("--port", type=_whole(0), default=8765, help="port (default 8765)")
+    dash.add_argument(
+        "--port", type=_whole(0), default=8765, help="port (default 8765; 0: a free one)"
+    )
     return p
 
 

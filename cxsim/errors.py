@@ -31,6 +31,10 @@ def _cut_quoted(match: re.Match) -> str:
     return f"{text[:60]}...{text[-20:]}"
 
 
+class UsageError(Exception):
+    """A command-line mistake (an option's value, a missing argument); printed as it is."""
+
+
 class PartError(Exception):
     """A part that cannot be used; the message names it and says why."""
 

@@ -245,20 +245,52 @@ def test_cli_rejects_a_bad_scenario_with_one_line(tmp_path):
     assert one.returncode == 2 and "compares two scenarios" in one.stderr
 
 
+def test_cli_refuses_a_port_another_program_listens_on_and_an_unknown_host():
+    with socket.socket() as other:  # another program's server on the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "cxsim.cli", "dashboard", *PATHS, "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert taken.returncode == 2
+    assert taken.stderr == (
+        f"cxsim: error: --port {port}: another program is listening on it at 127.0.0.1; "
+        "choose another port (--port 0 takes a free one)\n"
+    )
+    assert taken.stdout == ""  # no address announced: the page there is not the dashboard
+    nowhere = subprocess.run(
+        [sys.executable, "-m", "cxsim.cli", "dashboard", *PATHS, "--host", "no-such-host.invalid"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.startswith("cxsim: error: --host no-such-host.invalid: cannot listen")
+    assert nowhere.stderr.count("\n") == 1
+
+
+def test_port_zero_is_a_free_port_and_a_held_one_is_refused():
+    from cxsim.dashboard.server import listening_port
+    from cxsim.errors import UsageError
+
+    port = listening_port("127.0.0.1", 0)
+    assert port > 0
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(UsageError, match=f"--port {port}: another program is listening"):
+            listening_port("127.0.0.1", port)
+    assert listening_port("127.0.0.1", port) == port  # free again once it is let go
+
+
 # --- the page in a real browser -----------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server():
-    from cxsim.dashboard.server import start, wait_until_up
+    from cxsim.dashboard.server import listening_port, start, wait_until_up
 
-    port = _free_port()
+    port = listening_port("127.0.0.1", 0)
     process = start(PATHS, "127.0.0.1", port)
     try:
         url = f"http://127.0.0.1:{port}/"

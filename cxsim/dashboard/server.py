@@ -8,8 +8,10 @@ variable; this process waits until the page answers, prints its address and wait
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import solara  # noqa: F401  (fails early, with the install hint, when the extra is missing)
 
 from cxsim.dashboard.comparison import DEFAULT_PATHS, check_pair
+from cxsim.errors import UsageError
 from cxsim.loading import ScenarioError, load_scenario
 
 APP = Path(__file__).with_name("app.py")
@@ -37,6 +40,33 @@ def checked_paths(paths: Sequence[str]) -> list[str]:
     specs = [load_scenario(p) for p in paths]
     check_pair(specs, paths)
     return [str(Path(p).resolve()) for p in paths]
+
+
+def listening_port(host: str, port: int) -> int:
+    """The port the server will listen on at ``host``: ``port``, or a free one when it is 0.
+
+    The address is bound once here, as the server binds it (``SO_REUSEADDR``), so that a port
+    another program listens on, a host that is not this machine's or a port this user may not
+    use is a one-line error, before a server starts (otherwise the other program's page
+    answers and is announced as the dashboard)."""
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"--port {port}: another program is listening on it at {host}; "
+                    "choose another port (--port 0 takes a free one)"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise UsageError(f"--port {port}: this user may not listen on it") from None
+            raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
+        return probe.getsockname()[1]
 
 
 def command(host: str, port: int) -> list[str]:
@@ -71,6 +101,7 @@ def start(paths: Sequence[str], host: str, port: int) -> subprocess.Popen:
 
 def serve(paths: Sequence[str], host: str = "127.0.0.1", port: int = 8765) -> int:
     """Run the dashboard until interrupted; returns the server's exit status."""
+    port = listening_port(host, port)
     process = start(paths, host, port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"

@@ -18,6 +18,7 @@ import copy
 import difflib
 import re
 import reprlib
+import shlex
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
@@ -96,6 +97,32 @@ def validate(data: dict, filename: str = "<scenario>", lines: Lines | None = Non
         raise ScenarioError(describe(exc, data, filename, lines or {})) from None
 
 
+def refuse_other_kind(data: Any, filename: str, lines: Lines, sweep_expected: bool) -> None:
+    """One line for a sweep file given where a scenario is expected, or a scenario (or variant)
+    file given to ``cxsim sweep``, instead of an unknown key for each of its sections. Given
+    the data as written (before defaults fill a scenario's sections): a sweep file is one with
+    ``scenarios`` (which every sweep has) and no section only a scenario has, which no scenario
+    is; a scenario file one without ``scenarios`` and with such a section, which no sweep is."""
+    from cxsim.sweep.spec import SweepSpec  # here: cxsim.sweep.spec imports this module
+
+    if not isinstance(data, dict):
+        return
+    scenario_only = (set(Scenario.model_fields) | {BASE_KEY}) - set(SweepSpec.model_fields)
+    sections = [key for key in data if isinstance(key, str) and key in scenario_only]
+    command = shlex.quote(filename)
+    if sweep_expected and sections and "scenarios" not in data:
+        raise ScenarioError(
+            f"{locate(filename, lines, (sections[0],))}: '{sections[0]}' is a section of a "
+            "scenario: this is a scenario file, not a sweep (a sweep file lists its scenarios "
+            f"and parameters); run it with: cxsim run {command}"
+        )
+    if not sweep_expected and not sections and "scenarios" in data:
+        raise ScenarioError(
+            f"{locate(filename, lines, ('scenarios',))}: 'scenarios' lists the scenarios of a "
+            f"sweep: this is a sweep file, not a scenario; run it with: cxsim sweep {command}"
+        )
+
+
 def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
     """A new Scenario with dotted-key overrides applied (used by batch_run keyword arguments)."""
     if not overrides:
@@ -127,6 +154,7 @@ def _finish(
     data: dict, lines: Lines, filename: str, overrides: Mapping[str, Any] | Iterable[str]
 ) -> Scenario:
     """Apply overrides to resolved data (blaming them on --set), convert units, validate."""
+    refuse_other_kind(data, filename, lines, sweep_expected=False)
     pairs = _parse_overrides(overrides)
     before = copy.deepcopy(data.get("time")) if pairs else None
     overridden: set[Path_] = set()

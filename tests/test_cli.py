@@ -344,6 +344,39 @@ def test_run_refuses_what_it_cannot_do_cleanly(tmp_path, capsys):
     assert main(["run"]) == 2
 
 
+def test_a_sweep_file_where_a_scenario_goes_and_the_other_way_round_get_one_line(capsys):
+    sweep = str(ROOT / "scenarios/sweep_detection_vs_resolution.yaml")
+    reactive = str(ROOT / "scenarios/reactive.yaml")
+    variant = str(ROOT / "scenarios/telecom_proactive.yaml")  # a variant: base + differences
+    for args in (["run", reactive, sweep], ["validate", sweep], ["calibrate", sweep]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"cxsim: error: {sweep}:15: 'scenarios' lists the scenarios of a sweep: this is a "
+            f"sweep file, not a scenario; run it with: cxsim sweep {sweep}\n"
+        ), args
+    assert main(["sweep", reactive]) == 2
+    assert capsys.readouterr().err == (
+        f"cxsim: error: {reactive}:9: 'time' is a section of a scenario: this is a scenario "
+        "file, not a sweep (a sweep file lists its scenarios and parameters); run it with: "
+        f"cxsim run {reactive}\n"
+    )
+    assert main(["sweep", variant]) == 2
+    assert f"{variant}:5: 'base' is a section of a scenario" in capsys.readouterr().err
+
+
+def test_a_misspelt_section_is_still_an_unknown_key_not_the_other_kind(tmp_path, capsys):
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("name: s\nscenario: [a.yaml]\n")  # one unknown key: said as such
+    assert main(["validate", str(scenario)]) == 2
+    assert "unknown key 'scenario'" in capsys.readouterr().err
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("scenarios: [a.yaml]\nparameters: {}\ntime: {horizon: 3}\n")
+    assert main(["sweep", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'time'" in err and "this is a scenario file" not in err
+
+
 def test_scenario_names_cannot_escape_the_results_folder(tmp_path):
     out = tmp_path / "results"
     assert main(["run", str(ROOT / "scenarios/reactive.yaml"), "-r", "1", "--workers", "1",

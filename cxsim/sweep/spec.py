@@ -35,6 +35,7 @@ from cxsim.loading import (
     locate,
     read_text,
     read_yaml,
+    refuse_other_kind,
     show_path,
     targeted,
     validate,
@@ -345,6 +346,7 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
+        refuse_other_kind(data, filename, lines, sweep_expected=True)
         raise ScenarioError(describe(exc, data, filename, lines, SweepSpec)) from None
     problem = design_problem(spec)
     if problem is not None:

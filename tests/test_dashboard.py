@@ -256,7 +256,7 @@ def test_cli_refuses_a_port_another_program_listens_on_and_an_unknown_host():
         )  # fmt: skip
     assert taken.returncode == 2
     assert taken.stderr == (
-        f"cxsim: error: --port {port}: another program is listening on it at 127.0.0.1; "
+        f"cxsim: error: --port {port}: another program is using it at 127.0.0.1; "
         "choose another port (--port 0 takes a free one)\n"
     )
     assert taken.stdout == ""  # no address announced: the page there is not the dashboard
@@ -278,9 +278,36 @@ def test_port_zero_is_a_free_port_and_a_held_one_is_refused():
     with socket.socket() as other:
         other.bind(("127.0.0.1", port))
         other.listen()
-        with pytest.raises(UsageError, match=f"--port {port}: another program is listening"):
+        with pytest.raises(UsageError, match=f"--port {port}: another program is using it"):
             listening_port("127.0.0.1", port)
     assert listening_port("127.0.0.1", port) == port  # free again once it is let go
+    with pytest.raises(UsageError, match="--port 70000: expected a port from 0 to 65535"):
+        listening_port("127.0.0.1", 70000)  # the system would take it as port 4464
+
+
+def test_a_name_for_two_addresses_needs_the_port_free_at_both(monkeypatch):
+    """As on most machines, where localhost is ::1 and 127.0.0.1: the server binds both."""
+    from cxsim.dashboard import server
+    from cxsim.errors import UsageError
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    real = socket.getaddrinfo
+
+    def both(host, port, *args, **kwargs):
+        if host != "localhost":
+            return real(host, port, *args, **kwargs)
+        return [*real("::1", port, *args, **kwargs), *real("127.0.0.1", port, *args, **kwargs)]
+
+    monkeypatch.setattr(server.socket, "getaddrinfo", both)
+    port = server.listening_port("localhost", 0)  # one free port, free at both addresses
+    with socket.socket() as other:  # another program on the IPv4 address only
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(UsageError, match=f"--port {port}: another program is using it"):
+            server.listening_port("localhost", port)
+        # IPv6 only, as the server listens on "::": the IPv4 program is not in the way
+        assert server.listening_port("::", port) == port
 
 
 # --- the page in a real browser -----------------------------------------------------------------

@@ -45,28 +45,51 @@ def checked_paths(paths: Sequence[str]) -> list[str]:
 def listening_port(host: str, port: int) -> int:
     """The port the server will listen on at ``host``: ``port``, or a free one when it is 0.
 
-    The address is bound once here, as the server binds it (``SO_REUSEADDR``), so that a port
-    another program listens on, a host that is not this machine's or a port this user may not
-    use is a one-line error, before a server starts (otherwise the other program's page
-    answers and is announced as the dashboard)."""
+    Every address ``host`` names is bound once here, as the server binds them (``SO_REUSEADDR``,
+    IPv6 apart from IPv4), so that a port another program holds, a host that is not this
+    machine's or a port this user may not use is a one-line error before a server starts
+    (otherwise the other program's page answers and is announced as the dashboard). A free port
+    found for 0 is let go again for the server to take, a moment later."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: expected a port from 0 to 65535 (0: a free one)")
     try:
-        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(where)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise UsageError(
-                    f"--port {port}: another program is listening on it at {host}; "
-                    "choose another port (--port 0 takes a free one)"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise UsageError(f"--port {port}: this user may not listen on it") from None
-            raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
-        return probe.getsockname()[1]
+    addresses = list(dict.fromkeys((family, where) for family, _, _, _, where in found))
+    probes: list[socket.socket] = []
+    try:
+        for family, where in addresses:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+            probes.append(probe)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(probes) > 1:  # the free port the first address got, for all
+                where = (where[0], probes[0].getsockname()[1], *where[2:])
+            try:
+                probe.bind(where)
+            except OSError as exc:
+                raise _address_error(exc, host, port) from None
+        return probes[0].getsockname()[1]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def _address_error(exc: OSError, host: str, port: int) -> UsageError:
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(
+            f"--port {port}: another program is using it at {host}; "
+            "choose another port (--port 0 takes a free one)"
+        )
+    if exc.errno == errno.EACCES:
+        return UsageError(
+            f"--port {port}: this user may not listen on it; use 1024 or above, or --port 0"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UsageError(f"--host {host}: not an address of this machine ({exc.strerror})")
+    return UsageError(f"--host {host}: cannot listen there ({exc.strerror})")
 
 
 def command(host: str, port: int) -> list[str]:

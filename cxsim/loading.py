@@ -97,29 +97,38 @@ def validate(data: dict, filename: str = "<scenario>", lines: Lines | None = Non
         raise ScenarioError(describe(exc, data, filename, lines or {})) from None
 
 
-def refuse_other_kind(data: Any, filename: str, lines: Lines, sweep_expected: bool) -> None:
-    """One line for a sweep file given where a scenario is expected, or a scenario (or variant)
-    file given to ``cxsim sweep``, instead of an unknown key for each of its sections. Given
-    the data as written (before defaults fill a scenario's sections): a sweep file is one with
-    ``scenarios`` (which every sweep has) and no section only a scenario has, which no scenario
-    is; a scenario file one without ``scenarios`` and with such a section, which no sweep is."""
+def refuse_other_kind(
+    data: Any, filename: str, lines: Lines, sweep_expected: bool, via: str = ""
+) -> None:
+    """One line for a sweep file given where a scenario is expected (or named as a variant's
+    base at ``via``), or a scenario or variant file given to ``cxsim sweep``, instead of an
+    unknown key for each of its sections. Decided on one file's data as written, before bases
+    merge and defaults fill a scenario's sections: a sweep file has ``scenarios`` (as every
+    sweep has, and no scenario can) and no section only a scenario has; a scenario file has
+    such a section (or ``base``) and no setting only a sweep has."""
+    if not isinstance(data, dict) or (not sweep_expected and "scenarios" not in data):
+        return  # a scenario file, the common case: no need to load the sweep's settings
     from cxsim.sweep.spec import SweepSpec  # here: cxsim.sweep.spec imports this module
 
-    if not isinstance(data, dict):
-        return
-    scenario_only = (set(Scenario.model_fields) | {BASE_KEY}) - set(SweepSpec.model_fields)
-    sections = [key for key in data if isinstance(key, str) and key in scenario_only]
-    command = shlex.quote(filename)
-    if sweep_expected and sections and "scenarios" not in data:
+    sweep_keys, scenario_keys = set(SweepSpec.model_fields), {*Scenario.model_fields, BASE_KEY}
+    keys = [key for key in data if isinstance(key, str)]
+    sections = [key for key in keys if key in scenario_keys - sweep_keys]
+    settings = [key for key in keys if key in sweep_keys - scenario_keys]
+    if sweep_expected and sections and not settings:
         raise ScenarioError(
-            f"{locate(filename, lines, (sections[0],))}: '{sections[0]}' is a section of a "
-            "scenario: this is a scenario file, not a sweep (a sweep file lists its scenarios "
-            f"and parameters); run it with: cxsim run {command}"
+            f"{locate(filename, lines, (sections[0],))}: {sections[0]} is a key of scenario "
+            "files, so this is a scenario file, not a sweep; run it with: cxsim run "
+            f"{shlex.quote(filename)}"
         )
-    if not sweep_expected and not sections and "scenarios" in data:
+    if not sweep_expected and not sections:
+        if via:
+            raise ScenarioError(
+                f"{via}: {BASE_KEY}: {filename} is a sweep file, not a scenario to start from"
+            )
         raise ScenarioError(
-            f"{locate(filename, lines, ('scenarios',))}: 'scenarios' lists the scenarios of a "
-            f"sweep: this is a sweep file, not a scenario; run it with: cxsim sweep {command}"
+            f"{locate(filename, lines, ('scenarios',))}: scenarios lists the scenarios of a "
+            f"sweep, so this is a sweep file, not a scenario; run it with: cxsim sweep "
+            f"{shlex.quote(filename)}"
         )
 
 
@@ -154,7 +163,6 @@ def _finish(
     data: dict, lines: Lines, filename: str, overrides: Mapping[str, Any] | Iterable[str]
 ) -> Scenario:
     """Apply overrides to resolved data (blaming them on --set), convert units, validate."""
-    refuse_other_kind(data, filename, lines, sweep_expected=False)
     pairs = _parse_overrides(overrides)
     before = copy.deepcopy(data.get("time")) if pairs else None
     overridden: set[Path_] = set()
@@ -240,6 +248,7 @@ def _resolve(
             raise
         # The message names the broken file; say also why it was read at all.
         raise ScenarioError(f"{exc} (read as the base named at {via})") from None
+    refuse_other_kind(data, filename, lines, sweep_expected=False, via=via)
     if BASE_KEY not in data:
         return data, lines
     via = f"{filename}:{lines[(BASE_KEY,)][1]}"

@@ -344,7 +344,7 @@ def test_run_refuses_what_it_cannot_do_cleanly(tmp_path, capsys):
     assert main(["run"]) == 2
 
 
-def test_a_sweep_file_where_a_scenario_goes_and_the_other_way_round_get_one_line(capsys):
+def test_a_sweep_file_where_a_scenario_goes_and_the_other_way_round_get_one_line(tmp_path, capsys):
     sweep = str(ROOT / "scenarios/sweep_detection_vs_resolution.yaml")
     reactive = str(ROOT / "scenarios/reactive.yaml")
     variant = str(ROOT / "scenarios/telecom_proactive.yaml")  # a variant: base + differences
@@ -352,29 +352,40 @@ def test_a_sweep_file_where_a_scenario_goes_and_the_other_way_round_get_one_line
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err == (
-            f"cxsim: error: {sweep}:15: 'scenarios' lists the scenarios of a sweep: this is a "
+            f"cxsim: error: {sweep}:15: scenarios lists the scenarios of a sweep, so this is a "
             f"sweep file, not a scenario; run it with: cxsim sweep {sweep}\n"
         ), args
     assert main(["sweep", reactive]) == 2
     assert capsys.readouterr().err == (
-        f"cxsim: error: {reactive}:9: 'time' is a section of a scenario: this is a scenario "
-        "file, not a sweep (a sweep file lists its scenarios and parameters); run it with: "
-        f"cxsim run {reactive}\n"
+        f"cxsim: error: {reactive}:9: time is a key of scenario files, so this is a scenario "
+        f"file, not a sweep; run it with: cxsim run {reactive}\n"
     )
     assert main(["sweep", variant]) == 2
-    assert f"{variant}:5: 'base' is a section of a scenario" in capsys.readouterr().err
+    assert f"{variant}:5: base is a key of scenario files" in capsys.readouterr().err
+    spaced = tmp_path / "my reactive.yaml"  # quoted in the command, the line kept whole
+    spaced.write_text(Path(reactive).read_text())
+    assert main(["sweep", str(spaced)]) == 2
+    assert capsys.readouterr().err.endswith(f"run it with: cxsim run '{spaced}'\n")
+    on_a_sweep = tmp_path / "variant.yaml"  # a variant whose base is a sweep file
+    on_a_sweep.write_text(f"base: {sweep}\nstrategy: {{outreach: 0.1}}\n")
+    assert main(["validate", str(on_a_sweep)]) == 2
+    assert capsys.readouterr().err == (
+        f"cxsim: error: {on_a_sweep}:1: base: {sweep} is a sweep file, not a scenario to "
+        "start from\n"
+    )
 
 
-def test_a_misspelt_section_is_still_an_unknown_key_not_the_other_kind(tmp_path, capsys):
+def test_a_misspelt_key_is_still_an_unknown_key_not_the_other_kind(tmp_path, capsys):
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("name: s\nscenario: [a.yaml]\n")  # one unknown key: said as such
     assert main(["validate", str(scenario)]) == 2
     assert "unknown key 'scenario'" in capsys.readouterr().err
-    sweep = tmp_path / "sweep.yaml"
-    sweep.write_text("scenarios: [a.yaml]\nparameters: {}\ntime: {horizon: 3}\n")
+    sweep = tmp_path / "sweep.yaml"  # a sweep's setting and a scenario's section: unknown key
+    sweep.write_text("scenarioz: [a.yaml]\nparameters: {}\ntime: {horizon: 3}\n")
     assert main(["sweep", str(sweep)]) == 2
     err = capsys.readouterr().err
-    assert "unknown key 'time'" in err and "this is a scenario file" not in err
+    assert "unknown key 'scenarioz' (did you mean 'scenarios'" in err
+    assert "this is a scenario file" not in err
 
 
 def test_scenario_names_cannot_escape_the_results_folder(tmp_path):

@@ -97,39 +97,25 @@ def validate(data: dict, filename: str = "<scenario>", lines: Lines | None = Non
         raise ScenarioError(describe(exc, data, filename, lines or {})) from None
 
 
-def refuse_other_kind(
-    data: Any, filename: str, lines: Lines, sweep_expected: bool, via: str = ""
-) -> None:
-    """One line for a sweep file given where a scenario is expected (or named as a variant's
-    base at ``via``), or a scenario or variant file given to ``cxsim sweep``, instead of an
-    unknown key for each of its sections. Decided on one file's data as written, before bases
-    merge and defaults fill a scenario's sections: a sweep file has ``scenarios`` (as every
-    sweep has, and no scenario can) and no section only a scenario has; a scenario file has
-    such a section (or ``base``) and no setting only a sweep has."""
-    if not isinstance(data, dict) or (not sweep_expected and "scenarios" not in data):
+def _refuse_a_sweep(data: dict, filename: str, lines: Lines, via: str) -> None:
+    """One line for a sweep file read as a scenario (or as the base a variant names at
+    ``via``), instead of an unknown key for each of its settings: a file with ``scenarios``,
+    which no scenario can have, and none of the keys only a scenario has. Decided on the file
+    as written, before bases merge and defaults fill a scenario's sections."""
+    if "scenarios" not in data:
         return  # a scenario file, the common case: no need to load the sweep's settings
-    from cxsim.sweep.spec import SweepSpec  # here: cxsim.sweep.spec imports this module
+    from cxsim.sweep.spec import SCENARIO_ONLY  # here: cxsim.sweep.spec imports this module
 
-    sweep_keys, scenario_keys = set(SweepSpec.model_fields), {*Scenario.model_fields, BASE_KEY}
-    keys = [key for key in data if isinstance(key, str)]
-    sections = [key for key in keys if key in scenario_keys - sweep_keys]
-    settings = [key for key in keys if key in sweep_keys - scenario_keys]
-    if sweep_expected and sections and not settings:
+    if any(key in SCENARIO_ONLY for key in data):
+        return
+    if via:
         raise ScenarioError(
-            f"{locate(filename, lines, (sections[0],))}: {sections[0]} is a key of scenario "
-            "files, so this is a scenario file, not a sweep; run it with: cxsim run "
-            f"{shlex.quote(filename)}"
+            f"{via}: {BASE_KEY}: {filename} is a sweep file, not a scenario to start from"
         )
-    if not sweep_expected and not sections:
-        if via:
-            raise ScenarioError(
-                f"{via}: {BASE_KEY}: {filename} is a sweep file, not a scenario to start from"
-            )
-        raise ScenarioError(
-            f"{locate(filename, lines, ('scenarios',))}: scenarios lists the scenarios of a "
-            f"sweep, so this is a sweep file, not a scenario; run it with: cxsim sweep "
-            f"{shlex.quote(filename)}"
-        )
+    raise ScenarioError(
+        f"{locate(filename, lines, ('scenarios',))}: scenarios lists the scenarios of a sweep, "
+        f"so this is a sweep file, not a scenario; run it with: cxsim sweep {shlex.quote(filename)}"
+    )
 
 
 def apply_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
@@ -248,7 +234,7 @@ def _resolve(
             raise
         # The message names the broken file; say also why it was read at all.
         raise ScenarioError(f"{exc} (read as the base named at {via})") from None
-    refuse_other_kind(data, filename, lines, sweep_expected=False, via=via)
+    _refuse_a_sweep(data, filename, lines, via)
     if BASE_KEY not in data:
         return data, lines
     via = f"{filename}:{lines[(BASE_KEY,)][1]}"

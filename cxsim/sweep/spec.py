@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from pydantic import (
 
 from cxsim.engines import ENGINES
 from cxsim.loading import (
+    BASE_KEY,
     Lines,
     ScenarioError,
     apply_overrides,
@@ -35,7 +37,6 @@ from cxsim.loading import (
     locate,
     read_text,
     read_yaml,
-    refuse_other_kind,
     show_path,
     targeted,
     validate,
@@ -207,6 +208,24 @@ class SweepSpec(BaseModel):
         return value
 
 
+SWEEP_ONLY = frozenset(SweepSpec.model_fields) - frozenset(Scenario.model_fields)
+SCENARIO_ONLY = frozenset({*Scenario.model_fields, BASE_KEY}) - frozenset(SweepSpec.model_fields)
+"""Top-level keys only one kind of file has: how a file given to the other command is told."""
+
+
+def _refuse_a_scenario(data: dict, filename: str, lines: Lines) -> None:
+    """One line for a scenario or variant file given to ``cxsim sweep``, instead of an unknown
+    key for each of its sections: a file with a key only a scenario has and none only a sweep
+    has (see also :func:`cxsim.loading._refuse_a_sweep`, the other way round)."""
+    sections = [key for key in data if key in SCENARIO_ONLY]
+    if sections and not any(key in SWEEP_ONLY for key in data):
+        raise ScenarioError(
+            f"{locate(filename, lines, (sections[0],))}: {sections[0]} is a key of scenario "
+            "files, so this is a scenario file, not a sweep; run it with: cxsim run "
+            f"{shlex.quote(filename)}"
+        )
+
+
 def design_problem(spec: SweepSpec) -> tuple[tuple, str] | None:
     """(path in the file, message) of the first setting the design cannot use, or None."""
     for name, parameter in spec.parameters.items():
@@ -346,7 +365,7 @@ def parse_sweep(text: str, filename: str = "<sweep>") -> Sweep:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        refuse_other_kind(data, filename, lines, sweep_expected=True)
+        _refuse_a_scenario(data, filename, lines)
         raise ScenarioError(describe(exc, data, filename, lines, SweepSpec)) from None
     problem = design_problem(spec)
     if problem is not None:
